@@ -1,0 +1,314 @@
+#include "host/ringbuf_poller.hpp"
+
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <future>
+#include <unordered_map>
+#include <utility>
+
+#include "host/logging.hpp"
+
+namespace tracehost::host {
+
+struct RingbufPoller::Binding {
+  RingbufPoller* self = nullptr;
+  std::string owner;
+  MapRef ring;
+  MapRef drops;
+  TopicId topic = 0;
+  std::string topic_name;
+  std::size_t slot = 0;  // index of the topic's builder in builders_
+  std::atomic<std::uint64_t> records{0};
+  std::atomic<std::uint64_t> kernel_drops{0};
+};
+
+struct RingbufPoller::Request {
+  std::function<Status()> fn;
+  std::promise<Status> done;
+};
+
+Result<std::unique_ptr<RingbufPoller>> RingbufPoller::make(EventBus& bus, PollerOptions options) {
+  if (options.poll_interval < std::chrono::milliseconds(1) ||
+      options.poll_interval > std::chrono::milliseconds(1000)) {
+    return Error(ErrorKind::kConfig,
+                 "poll interval must be 1..1000 ms (host.poll_interval_ms), got " +
+                     std::to_string(options.poll_interval.count()));
+  }
+  if (options.drops_interval < std::chrono::milliseconds(1)) {
+    options.drops_interval = std::chrono::milliseconds(1000);
+  }
+  if (options.max_batch_events == 0) options.max_batch_events = PollerOptions{}.max_batch_events;
+  return std::unique_ptr<RingbufPoller>(new RingbufPoller(bus, options));
+}
+
+RingbufPoller::RingbufPoller(EventBus& bus, PollerOptions options) : bus_(bus), options_(options) {}
+
+RingbufPoller::~RingbufPoller() {
+  stop();
+  if (ring_ != nullptr) ring_buffer__free(ring_);
+}
+
+bool RingbufPoller::running() const noexcept {
+  std::lock_guard lock(mu_);
+  return running_;
+}
+
+Status RingbufPoller::submit(std::function<Status()> fn) {
+  std::unique_lock ops(ops_mu_);
+  if (!running_flag_) return fn();  // stopped: we own ring_ and bindings_ under ops_mu_
+  auto req = std::make_shared<Request>();
+  req->fn = std::move(fn);
+  auto fut = req->done.get_future();
+  {
+    std::lock_guard lock(mu_);
+    requests_.push_back(req);
+  }
+  cv_.notify_all();
+  ops.unlock();
+  return fut.get();
+}
+
+Status RingbufPoller::add(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops) {
+  if (!ringbuf) return Error(ErrorKind::kInvalidArgument, "bind ring buffer: no map");
+  const auto& info = ringbuf->info();
+  if (info.type != BPF_MAP_TYPE_RINGBUF) {
+    return Error(ErrorKind::kEvent,
+                 "map '" + info.name + "' is not a BPF_MAP_TYPE_RINGBUF map (type " +
+                     std::to_string(info.type) + "); only ring buffers can be bound to a topic");
+  }
+  auto schema = bus_.schema(topic);
+  if (!schema) {
+    return Error(ErrorKind::kEvent, "bind ring buffer '" + info.name + "': topic id " +
+                                        std::to_string(topic) + " is not registered");
+  }
+  if (drops) {
+    const auto& d = drops->info();
+    if ((d.type != BPF_MAP_TYPE_PERCPU_ARRAY && d.type != BPF_MAP_TYPE_ARRAY) || d.key_size != 4 ||
+        d.value_size != 8) {
+      return Error(ErrorKind::kMap, "drop counter map '" + d.name +
+                                        "' must be a per-CPU array with a u32 key and one u64 "
+                                        "value (see bpf/include/tracehost/events.bpf.h)");
+    }
+  }
+  auto b = std::make_shared<Binding>();
+  b->self = this;
+  b->owner = std::string(owner);
+  b->ring = std::move(ringbuf);
+  b->drops = std::move(drops);
+  b->topic = topic;
+  b->topic_name = std::string(schema->topic());
+  return submit([this, b]() mutable { return apply_add(std::move(b)); });
+}
+
+void RingbufPoller::remove_owner(std::string_view owner) {
+  std::string o(owner);
+  (void)submit([this, o] {
+    apply_remove(o);
+    return ok();
+  });
+}
+
+Status RingbufPoller::apply_add(std::shared_ptr<Binding> binding) {
+  for (const auto& b : bindings_) {
+    if (b->ring->name() == binding->ring->name()) {
+      return Error(ErrorKind::kEvent, "ring buffer '" + binding->ring->name() +
+                                          "' is already bound to topic '" + b->topic_name + "'");
+    }
+  }
+  const int fd = binding->ring->fd();
+  if (ring_ == nullptr) {
+    ring_ = ring_buffer__new(fd, &RingbufPoller::on_sample, binding.get(), nullptr);
+    if (ring_ == nullptr) {
+      return Error(ErrorKind::kEvent,
+                   "cannot set up polling of ring buffer '" + binding->ring->name() + "'", errno);
+    }
+  } else if (int rc = ring_buffer__add(ring_, fd, &RingbufPoller::on_sample, binding.get());
+             rc != 0) {
+    return Error(ErrorKind::kEvent,
+                 "cannot add ring buffer '" + binding->ring->name() + "' to the poller", -rc);
+  }
+  bindings_.push_back(std::move(binding));
+  assign_slots();
+  return ok();
+}
+
+void RingbufPoller::assign_slots() {
+  // One builder per topic, so two ring buffers feeding one topic still make one batch a round.
+  std::unordered_map<TopicId, std::size_t> slot_of;
+  std::vector<BatchBuilder> fresh;
+  for (auto& b : bindings_) {
+    auto [it, inserted] = slot_of.try_emplace(b->topic, fresh.size());
+    if (inserted) fresh.emplace_back(b->topic);
+    b->slot = it->second;
+  }
+  // Builders hold no records between rounds (publish_all ran), so replacing them loses nothing.
+  builders_ = std::move(fresh);
+  std::lock_guard lock(mu_);
+  visible_ = bindings_;
+}
+
+void RingbufPoller::apply_remove(const std::string& owner) {
+  if (std::none_of(bindings_.begin(), bindings_.end(),
+                   [&](const auto& b) { return b->owner == owner; })) {
+    return;
+  }
+  // Take what is still in the rings, then rebuild without the owner's maps: libbpf has no
+  // ring_buffer__remove.
+  round(0);
+  read_drops();
+  bindings_.erase(std::remove_if(bindings_.begin(), bindings_.end(),
+                                 [&](const auto& b) { return b->owner == owner; }),
+                  bindings_.end());
+  if (ring_ != nullptr) {
+    ring_buffer__free(ring_);
+    ring_ = nullptr;
+  }
+  std::vector<std::shared_ptr<Binding>> keep = std::move(bindings_);
+  bindings_.clear();
+  for (auto& b : keep) {
+    if (auto st = apply_add(b); !st.ok()) {
+      component_logger("poller")->error("re-adding ring buffer '{}' after unbinding '{}': {}",
+                                        b->ring->name(), owner, st.error().describe());
+    }
+  }
+  assign_slots();
+}
+
+int RingbufPoller::on_sample(void* ctx, void* data, std::size_t size) {
+  auto* b = static_cast<Binding*>(ctx);
+  RingbufPoller* self = b->self;
+  BatchBuilder& builder = self->builders_[b->slot];
+  builder.append(data, size);
+  b->records.fetch_add(1, std::memory_order_relaxed);
+  if (builder.size() >= self->options_.max_batch_events) self->bus_.publish_batch(builder);
+  return 0;
+}
+
+void RingbufPoller::publish_all() {
+  for (auto& builder : builders_) {
+    if (!builder.empty()) bus_.publish_batch(builder);
+  }
+}
+
+void RingbufPoller::round(int timeout_ms) {
+  if (ring_ == nullptr) return;
+  int rc = ring_buffer__poll(ring_, timeout_ms);
+  if (rc >= 0 || rc == -EINTR) {
+    // Records submitted with BPF_RB_NO_WAKEUP raise no epoll event: take them explicitly.
+    rc = ring_buffer__consume(ring_);
+  }
+  if (rc < 0 && rc != -EINTR && !poll_error_logged_) {
+    component_logger("poller")->error("polling ring buffers failed: {}", std::strerror(-rc));
+    poll_error_logged_ = true;
+  }
+  publish_all();
+}
+
+void RingbufPoller::read_drops() {
+  for (const auto& b : bindings_) {
+    if (!b->drops) continue;
+    std::uint32_t key = 0;
+    std::uint64_t total = 0;
+    if (!b->drops->lookup_value(key, total).ok()) continue;
+    std::uint64_t last = b->kernel_drops.exchange(total, std::memory_order_relaxed);
+    // A counter that went backwards was recreated: count its whole value.
+    bus_.add_kernel_drops(b->topic, total >= last ? total - last : total);
+  }
+}
+
+Status RingbufPoller::start() {
+  std::lock_guard ops(ops_mu_);
+  if (running_flag_) return ok();
+  {
+    std::lock_guard lock(mu_);
+    stop_requested_ = false;
+    running_ = true;
+  }
+  running_flag_ = true;
+  next_drops_read_ = std::chrono::steady_clock::now() + options_.drops_interval;
+  thread_ = std::thread([this] { run(); });
+  return ok();
+}
+
+void RingbufPoller::run() {
+  const int timeout_ms = static_cast<int>(options_.poll_interval.count());
+  auto serve_requests = [this] {
+    std::vector<std::shared_ptr<Request>> reqs;
+    {
+      std::lock_guard lock(mu_);
+      reqs.swap(requests_);
+    }
+    for (auto& r : reqs) {
+      try {
+        r->done.set_value(r->fn());
+      } catch (const std::exception& e) {
+        r->done.set_value(Error(ErrorKind::kInternal, e.what()));
+      }
+    }
+  };
+  for (;;) {
+    serve_requests();
+    {
+      std::unique_lock lock(mu_);
+      if (stop_requested_) break;
+      if (ring_ == nullptr) {
+        // Nothing bound yet: wait for a request or stop instead of spinning.
+        cv_.wait_for(lock, options_.poll_interval,
+                     [this] { return stop_requested_ || !requests_.empty(); });
+        continue;
+      }
+    }
+    round(timeout_ms);
+    if (std::chrono::steady_clock::now() >= next_drops_read_) {
+      read_drops();
+      next_drops_read_ = std::chrono::steady_clock::now() + options_.drops_interval;
+    }
+  }
+  // Last round: whatever the BPF side submitted before the App stopped us.
+  round(0);
+  read_drops();
+  serve_requests();
+}
+
+void RingbufPoller::stop() {
+  std::lock_guard ops(ops_mu_);
+  if (!running_flag_) return;
+  {
+    std::lock_guard lock(mu_);
+    stop_requested_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard lock(mu_);
+    running_ = false;
+  }
+  running_flag_ = false;
+}
+
+std::vector<RingbufStats> RingbufPoller::stats() const {
+  std::vector<std::shared_ptr<Binding>> bs;
+  {
+    std::lock_guard lock(mu_);
+    bs = visible_;
+  }
+  std::vector<RingbufStats> out;
+  out.reserve(bs.size());
+  for (const auto& b : bs) {
+    RingbufStats s;
+    s.owner = b->owner;
+    s.map = b->ring->name();
+    s.topic = b->topic_name;
+    s.records = b->records.load(std::memory_order_relaxed);
+    s.kernel_drops = b->kernel_drops.load(std::memory_order_relaxed);
+    s.has_drops_map = b->drops != nullptr;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace tracehost::host

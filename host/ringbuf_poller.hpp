@@ -1,0 +1,118 @@
+// RingbufPoller: one thread draining every bound BPF ring buffer onto the event bus.
+//
+// One libbpf `ring_buffer` holds every bound map. Each round is ring_buffer__poll(poll_interval)
+// followed by ring_buffer__consume(), so records the BPF side submitted with BPF_RB_NO_WAKEUP
+// (no epoll wakeup) still reach the bus within about one poll interval. The records of one round
+// become one batch per topic (EventBus::publish_batch): no plugin code and no allocation per
+// event.
+//
+// Kernel drops: a ring buffer may come with its "<map>_drops" map (per-CPU array, one u64 entry,
+// incremented by the BPF side when bpf_ringbuf_reserve fails). It is read every drops_interval
+// and the increase is reported with EventBus::add_kernel_drops; a final read happens at stop().
+//
+// Lifecycle: add() works before start() and while running (the poll thread applies it between
+// rounds; add() waits for that, ≤ one poll interval). remove_owner() likewise; libbpf cannot
+// remove a ring from a ring_buffer, so removal rebuilds it. The maps are held by MapRef, so
+// their fds stay valid as long as a binding exists. The App stops the poller before stopping
+// plugins; stop() publishes the last round and returns.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "host/event_bus.hpp"
+#include "host/map_registry.hpp"
+#include "tracehost/result.hpp"
+
+struct ring_buffer;
+
+namespace tracehost::host {
+
+struct PollerOptions {
+  std::chrono::milliseconds poll_interval{10};     // [host] poll_interval_ms
+  std::chrono::milliseconds drops_interval{1000};  // how often "<map>_drops" is read
+  // A topic's batch is published early when it reaches this many events within one round, which
+  // bounds memory and latency when a ring buffer is very busy.
+  std::size_t max_batch_events = 16384;
+};
+
+struct RingbufStats {
+  std::string owner;
+  std::string map;  // "plugin/map"
+  std::string topic;
+  std::uint64_t records = 0;       // taken from the ring buffer
+  std::uint64_t kernel_drops = 0;  // last value read from "<map>_drops" (sum over CPUs)
+  bool has_drops_map = false;
+};
+
+class RingbufPoller {
+ public:
+  static Result<std::unique_ptr<RingbufPoller>> make(EventBus& bus, PollerOptions options = {});
+  ~RingbufPoller();  // stop()
+  RingbufPoller(const RingbufPoller&) = delete;
+  RingbufPoller& operator=(const RingbufPoller&) = delete;
+
+  // Binds a BPF_MAP_TYPE_RINGBUF map to a registered topic. `drops` (may be null) is the
+  // "<map>_drops" per-CPU array with one u64 entry; find it in the MapRegistry as
+  // "<owner>/<map>_drops". Errors (kEvent/kMap) name the map and say what is wrong with it.
+  Status add(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops = nullptr);
+  // Unbinds every ring buffer of `owner` (records still in them are consumed first).
+  void remove_owner(std::string_view owner);
+
+  Status start();
+  // Runs a last poll round, a last drops read, publishes, and joins the thread. Idempotent.
+  void stop();
+
+  [[nodiscard]] bool running() const noexcept;
+  [[nodiscard]] std::vector<RingbufStats> stats() const;
+  [[nodiscard]] const PollerOptions& options() const noexcept { return options_; }
+
+ private:
+  struct Binding;
+  struct Request;
+
+  RingbufPoller(EventBus& bus, PollerOptions options);
+  void run();
+  // Poll-thread (or stopped-state) operations; ring_ and bindings_ belong to whoever runs them.
+  Status apply_add(std::shared_ptr<Binding> binding);
+  void apply_remove(const std::string& owner);
+  Status rebuild_ring();
+  void round(int timeout_ms);
+  void publish_all();
+  void assign_slots();
+  void read_drops();
+  // Runs `fn` on the poll thread when running, else here; returns its status.
+  Status submit(std::function<Status()> fn);
+  static int on_sample(void* ctx, void* data, std::size_t size);
+
+  EventBus& bus_;
+  PollerOptions options_;
+  ::ring_buffer* ring_ = nullptr;                   // owned; freed with ring_buffer__free
+  std::vector<std::shared_ptr<Binding>> bindings_;  // owned by the poll thread while running
+  std::vector<BatchBuilder> builders_;              // one per bound topic slot
+  std::chrono::steady_clock::time_point next_drops_read_{};
+  bool poll_error_logged_ = false;
+
+  // Serialises add/remove/start/stop: while stopped, add/remove run on the caller's thread under
+  // it; running_flag_ only changes under it.
+  std::mutex ops_mu_;
+  bool running_flag_ = false;
+
+  mutable std::mutex mu_;  // guards requests_, running_, stop_requested_, stats copies
+  std::condition_variable cv_;
+  std::vector<std::shared_ptr<Request>> requests_;
+  std::vector<std::shared_ptr<Binding>> visible_;  // copy of bindings_ for stats()
+  bool running_ = false;
+  bool stop_requested_ = false;
+  std::thread thread_;
+};
+
+}  // namespace tracehost::host
