@@ -1,0 +1,660 @@
+// The syscall plugin: per-syscall counts, errors and latency histograms, per-process counts, and
+// exec / open / failed / slow syscall events, from tp_btf sys_enter + sys_exit.
+//
+// Everything per event happens in the kernel: metrics are map bindings read by the host at scrape
+// time, events are ring buffers bound to topics. This file only turns the config into rodata and
+// filter maps, and declares schemas and bindings.
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tracehost/sdk.hpp"
+
+#include "syscall.bpf.embed.h"
+#include "syscall.h"
+#include "syscall/syscall_tables.hpp"
+
+namespace tracehost::syscall {
+namespace {
+
+// ---- layout shared with syscall.bpf.c: what the schemas and bindings below rely on ------------
+
+static_assert(sizeof(th_event_header) == 48);
+static_assert(offsetof(th_event_header, timestamp_ns) == 0);
+static_assert(offsetof(th_event_header, cgroup_id) == 8);
+static_assert(offsetof(th_event_header, pid) == 16);
+static_assert(offsetof(th_event_header, comm) == 32);
+static_assert(sizeof(syscall_stats) == 24 + 8 * TH_SYSCALL_LATENCY_SLOTS);
+static_assert(offsetof(syscall_stats, slots) == 24);
+static_assert(sizeof(syscall_process_key) == 24);
+static_assert(offsetof(syscall_process_key, pid) == 16);
+static_assert(offsetof(syscall_process_key, id) == 20);
+static_assert(sizeof(syscall_process_stats) == 24);
+static_assert(sizeof(syscall_exec_event) == 600);
+static_assert(offsetof(syscall_exec_event, filename) == 88);
+static_assert(offsetof(syscall_exec_event, args) == 344);
+static_assert(sizeof(syscall_open_event) == 344);
+static_assert(offsetof(syscall_open_event, path) == 88);
+static_assert(sizeof(syscall_event) == 72);
+static_assert(offsetof(syscall_event, id) == 64);
+
+constexpr std::string_view kTopicExec = "syscall.exec";
+constexpr std::string_view kTopicOpen = "syscall.open";
+constexpr std::string_view kTopicFailed = "syscall.failed";
+constexpr std::string_view kTopicSlow = "syscall.slow";
+
+constexpr std::uint32_t kNoSyscall = 0xffffffffu;
+constexpr std::uint64_t kCgroup2SuperMagic = 0x63677270;  // CGROUP2_SUPER_MAGIC
+constexpr std::size_t kCommMax = TH_COMM_LEN - 1;         // the kernel keeps 15 characters
+
+std::string_view arch_name(Arch arch) { return arch == Arch::kX86_64 ? "x86_64" : "arm64"; }
+
+Error config_error(std::string_view key, std::string message) {
+  return Error(ErrorKind::kConfig, detail::concat("[plugins.syscall] ", key, ": ", message));
+}
+
+// ---- settings: the validated config, in the units BPF wants ----------------------------------
+
+struct CgroupTarget {
+  std::string path;
+  std::uint64_t id = 0;     // inode of the cgroup v2 directory
+  std::uint32_t level = 0;  // depth below the cgroup2 root
+};
+
+struct Settings {
+  std::uint32_t per_process = TH_SYSCALL_PER_PROCESS_COMM;
+  std::vector<std::uint32_t> pids;
+  std::vector<std::uint32_t> tids;
+  std::vector<std::string> comms;
+  std::optional<CgroupTarget> cgroup;
+  std::vector<std::uint32_t> syscall_ids;  // empty: all
+  bool failed_only = false;
+  std::uint64_t min_latency_ns = 0;
+  std::uint32_t self_tgid = 0;  // 0: the host is traced too
+  bool exec = true;
+  bool open = false;
+  bool failed = false;
+  std::uint64_t slow_threshold_ns = 0;
+  std::uint32_t ringbuf_bytes = 0;
+  std::uint32_t max_series = 0;
+  std::uint32_t process_map_entries = 0;
+};
+
+// The mount point of the cgroup v2 hierarchy, from /proc/self/mountinfo.
+Result<std::filesystem::path> cgroup2_mount() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    // "id parent maj:min root mount-point options [optional...] - fstype source super-options"
+    auto sep = line.find(" - ");
+    if (sep == std::string::npos) continue;
+    std::istringstream tail(line.substr(sep + 3));
+    std::string fstype;
+    tail >> fstype;
+    if (fstype != "cgroup2") continue;
+    std::istringstream head(line.substr(0, sep));
+    std::string id, parent, dev, root, mount_point;
+    head >> id >> parent >> dev >> root >> mount_point;
+    // mountinfo escapes space, tab, newline and backslash as \ooo
+    std::string decoded;
+    for (std::size_t i = 0; i < mount_point.size(); ++i) {
+      if (mount_point[i] == '\\' && i + 3 < mount_point.size()) {
+        decoded += static_cast<char>(std::stoi(mount_point.substr(i + 1, 3), nullptr, 8));
+        i += 3;
+      } else {
+        decoded += mount_point[i];
+      }
+    }
+    return std::filesystem::path(decoded);
+  }
+  return Error(ErrorKind::kKernelIncompatible,
+               "[plugins.syscall] cgroup: no cgroup v2 hierarchy is mounted (none in "
+               "/proc/self/mountinfo); mount one (mount -t cgroup2 none /sys/fs/cgroup) or "
+               "remove the 'cgroup' key");
+}
+
+// A cgroup v2 path, absolute ("/sys/fs/cgroup/system.slice") or relative to the cgroup2 root
+// ("system.slice/ssh.service"), to the id and depth the BPF filter compares against.
+Result<CgroupTarget> resolve_cgroup(const std::string& spec) {
+  namespace fs = std::filesystem;
+  TH_ASSIGN_OR_RETURN(fs::path mount, cgroup2_mount());
+  std::error_code ec;
+  fs::path root = fs::canonical(mount, ec);
+  if (ec) root = mount;
+  fs::path wanted(spec);
+  fs::path candidate = wanted.is_absolute() ? wanted : root / wanted;
+  fs::path dir = fs::canonical(candidate, ec);
+  if (ec && wanted.is_absolute()) {
+    // "/system.slice" meant relative to the cgroup2 root
+    candidate = root / wanted.relative_path();
+    dir = fs::canonical(candidate, ec);
+  }
+  if (ec) {
+    return config_error("cgroup", detail::concat("'", spec, "' does not exist (",
+                                                 candidate.string(), ": ", ec.message(),
+                                                 "); give a directory of the "
+                                                 "cgroup v2 hierarchy mounted at ",
+                                                 root.string()));
+  }
+  struct statfs sfs {};
+  struct stat st {};
+  if (::statfs(dir.c_str(), &sfs) != 0 || ::stat(dir.c_str(), &st) != 0) {
+    return config_error("cgroup",
+                        detail::concat("cannot stat '", dir.string(), "': ", std::strerror(errno)));
+  }
+  if (static_cast<std::uint64_t>(sfs.f_type) != kCgroup2SuperMagic || !S_ISDIR(st.st_mode)) {
+    return config_error("cgroup", detail::concat("'", dir.string(),
+                                                 "' is not a cgroup v2 "
+                                                 "directory; give one under ",
+                                                 root.string()));
+  }
+  fs::path rel = dir.lexically_relative(root);
+  if (rel.empty() || *rel.begin() == "..") {
+    return config_error("cgroup", detail::concat("'", dir.string(),
+                                                 "' is not under the cgroup v2 "
+                                                 "root ",
+                                                 root.string()));
+  }
+  CgroupTarget t;
+  t.path = dir.string();
+  t.id = static_cast<std::uint64_t>(st.st_ino);
+  for (const auto& part : rel) {
+    if (part != ".") ++t.level;
+  }
+  return t;
+}
+
+Result<std::vector<std::uint32_t>> read_ids(const Config& cfg, std::string_view key) {
+  TH_ASSIGN_OR_RETURN(std::vector<std::int64_t> values, cfg.ints(key));
+  std::vector<std::uint32_t> out;
+  for (std::int64_t v : values) {
+    if (v <= 0 || v > 4194304) {  // PID_MAX_LIMIT
+      return config_error(key, detail::concat(v, " is not a valid id (1 to 4194304)"));
+    }
+    out.push_back(static_cast<std::uint32_t>(v));
+  }
+  return out;
+}
+
+Result<Settings> read_settings(const Host& host) {
+  const Config cfg = host.config();
+  const auto table = native_table();
+  Settings s;
+
+  TH_ASSIGN_OR_RETURN(std::string per_process, cfg.str("per_process"));
+  if (per_process == "comm") {
+    s.per_process = TH_SYSCALL_PER_PROCESS_COMM;
+  } else if (per_process == "pid") {
+    s.per_process = TH_SYSCALL_PER_PROCESS_PID;
+  } else if (per_process == "off") {
+    s.per_process = TH_SYSCALL_PER_PROCESS_OFF;
+  } else {
+    return config_error("per_process",
+                        detail::concat("'", per_process, "' is not one of comm, pid, off"));
+  }
+
+  TH_ASSIGN_OR_RETURN(s.pids, read_ids(cfg, "pids"));
+  TH_ASSIGN_OR_RETURN(s.tids, read_ids(cfg, "tids"));
+  TH_ASSIGN_OR_RETURN(s.comms, cfg.strings("comms"));
+  for (const auto& comm : s.comms) {
+    if (comm.empty()) return config_error("comms", "empty process name");
+    if (comm.size() > kCommMax) {
+      return config_error(
+          "comms", detail::concat("'", comm, "' has ", comm.size(),
+                                  " characters but the kernel keeps only the first ", kCommMax,
+                                  " of a process name, so it never matches; use '",
+                                  comm.substr(0, kCommMax), "'"));
+    }
+  }
+
+  TH_ASSIGN_OR_RETURN(std::string cgroup, cfg.str("cgroup"));
+  if (!cgroup.empty()) {
+    TH_ASSIGN_OR_RETURN(CgroupTarget target, resolve_cgroup(cgroup));
+    s.cgroup = target;
+  }
+
+  TH_ASSIGN_OR_RETURN(std::vector<std::string> names, cfg.strings("syscalls"));
+  for (const auto& name : names) {
+    auto id = find_id(table, name);
+    if (!id.has_value()) {
+      std::string hint;
+      if (auto close = closest_name(table, name); !close.empty()) {
+        hint = detail::concat(" (did you mean '", close, "'?)");
+      }
+      return config_error("syscalls", detail::concat("unknown syscall '", name, "' on ",
+                                                     arch_name(native_arch()), hint));
+    }
+    if (*id >= TH_SYSCALL_MAX_ID) {
+      return config_error("syscalls",
+                          detail::concat("syscall '", name, "' has number ", *id, ", beyond the ",
+                                         TH_SYSCALL_MAX_ID, " this plugin traces"));
+    }
+    s.syscall_ids.push_back(*id);
+  }
+
+  TH_ASSIGN_OR_RETURN(s.failed_only, cfg.boolean("failed_only"));
+  TH_ASSIGN_OR_RETURN(std::uint64_t min_latency_us, cfg.u64("min_latency_us"));
+  s.min_latency_ns = min_latency_us * 1000;
+
+  // the host's own pid is skipped unless the plugin or [host] exclude_self says otherwise
+  TH_ASSIGN_OR_RETURN(bool exclude_self, cfg.boolean("exclude_self"));
+  if (auto host_wide = cfg.boolean("host.exclude_self"); host_wide.ok() && !*host_wide) {
+    exclude_self = false;
+  }
+  if (exclude_self) s.self_tgid = static_cast<std::uint32_t>(::getpid());
+
+  TH_ASSIGN_OR_RETURN(s.exec, cfg.boolean("exec"));
+  TH_ASSIGN_OR_RETURN(s.open, cfg.boolean("open"));
+  TH_ASSIGN_OR_RETURN(s.failed, cfg.boolean("failed"));
+  TH_ASSIGN_OR_RETURN(std::uint64_t slow_us, cfg.u64("slow_threshold_us"));
+  s.slow_threshold_ns = slow_us * 1000;
+
+  TH_ASSIGN_OR_RETURN(std::uint64_t ringbuf_kb, cfg.u64("ringbuf_kb"));
+  if (ringbuf_kb == 0 || (ringbuf_kb & (ringbuf_kb - 1)) != 0 || ringbuf_kb > 1024 * 1024) {
+    std::uint64_t up = 1;
+    while (up < ringbuf_kb && up < 1024 * 1024) up <<= 1;
+    return config_error("ringbuf_kb", detail::concat(ringbuf_kb,
+                                                     " is not a power of two (ring "
+                                                     "buffers are); use ",
+                                                     up));
+  }
+  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  s.ringbuf_bytes = static_cast<std::uint32_t>(std::max(ringbuf_kb * 1024, page));
+
+  TH_ASSIGN_OR_RETURN(std::uint64_t max_series, cfg.u64("max_series"));
+  s.max_series = static_cast<std::uint32_t>(max_series);
+  TH_ASSIGN_OR_RETURN(std::uint64_t entries, cfg.u64("process_map_entries"));
+  s.process_map_entries = static_cast<std::uint32_t>(entries);
+  return s;
+}
+
+// ---- schemas -----------------------------------------------------------------------------------
+
+// The th_event_header fields every topic starts with.
+template <typename R>
+std::vector<FieldData> header_fields() {
+  using H = th_event_header;
+  std::vector<FieldData> f;
+  f.push_back(field<&R::hdr, &H::timestamp_ns>("timestamp", FieldType::kTimestampNs)
+                  .doc("when the syscall returned")
+                  .data());
+  f.push_back(field<&R::hdr, &H::pid>("pid", FieldType::kPid).doc("process id").data());
+  f.push_back(field<&R::hdr, &H::tid>("tid", FieldType::kTid).doc("thread id").data());
+  f.push_back(field<&R::hdr, &H::uid>("uid", FieldType::kUid).doc("user id").data());
+  f.push_back(field<&R::hdr, &H::comm>("comm", FieldType::kString)
+                  .doc("thread name at return (after exec: the new program's)")
+                  .data());
+  f.push_back(
+      field<&R::hdr, &H::cgroup_id>("cgroup_id", FieldType::kCgroupId).doc("cgroup v2 id").data());
+  return f;
+}
+
+EventSchema exec_schema() {
+  using E = syscall_exec_event;
+  auto f = header_fields<E>();
+  f.push_back(field<&E::ppid>("ppid", FieldType::kPid).doc("parent process id").data());
+  f.push_back(field<&E::id>("syscall", FieldType::kEnum)
+                  .enums(native_table())
+                  .doc("execve or execveat")
+                  .data());
+  f.push_back(field<&E::filename>("filename", FieldType::kString)
+                  .doc("path passed to exec (truncated to 255 bytes)")
+                  .data());
+  f.push_back(
+      field<&E::argc>("argc", FieldType::kUint).doc("arguments captured (at most 4)").data());
+  for (std::uint32_t i = 0; i < TH_SYSCALL_EXEC_ARGS; ++i) {
+    f.push_back(field_at<E>(detail::concat("arg", i), FieldType::kString,
+                            static_cast<std::uint32_t>(offsetof(E, args) + i * TH_SYSCALL_ARG_LEN),
+                            TH_SYSCALL_ARG_LEN)
+                    .doc("argv[i], truncated to 63 bytes; empty past argc")
+                    .data());
+  }
+  f.push_back(field<&E::args_truncated>("args_truncated", FieldType::kBool)
+                  .doc("argv had more than 4 entries")
+                  .data());
+  f.push_back(field<&E::ret>("ret", FieldType::kInt).doc("0, or -errno").data());
+  f.push_back(field<&E::err>("errno", FieldType::kErrno).doc("error name; 0 on success").data());
+  f.push_back(field<&E::latency_ns>("latency_ns", FieldType::kDurationNs)
+                  .doc("time in the syscall")
+                  .data());
+  return EventSchema(kTopicExec, "a process called execve/execveat (successful or not)", sizeof(E),
+                     std::move(f));
+}
+
+EventSchema open_schema() {
+  using E = syscall_open_event;
+  auto f = header_fields<E>();
+  f.push_back(field<&E::id>("syscall", FieldType::kEnum)
+                  .enums(native_table())
+                  .doc("open, openat, openat2 or creat")
+                  .data());
+  f.push_back(field<&E::path>("path", FieldType::kString)
+                  .doc("path as passed (relative to dirfd); truncated to 255 bytes")
+                  .data());
+  f.push_back(field<&E::dirfd>("dirfd", FieldType::kInt).doc("-100 = AT_FDCWD").data());
+  f.push_back(field<&E::flags>("flags", FieldType::kFlags).doc("O_* flags").data());
+  f.push_back(field<&E::mode>("mode", FieldType::kFlags).doc("creation mode").data());
+  f.push_back(field<&E::ret>("ret", FieldType::kInt).doc("file descriptor, or -errno").data());
+  f.push_back(field<&E::err>("errno", FieldType::kErrno).doc("error name; 0 on success").data());
+  f.push_back(field<&E::latency_ns>("latency_ns", FieldType::kDurationNs)
+                  .doc("time in the syscall")
+                  .data());
+  return EventSchema(kTopicOpen, "a file open (open, openat, openat2, creat)", sizeof(E),
+                     std::move(f));
+}
+
+EventSchema syscall_event_schema(std::string_view topic, std::string_view doc) {
+  using E = syscall_event;
+  auto f = header_fields<E>();
+  f.push_back(field<&E::id>("syscall", FieldType::kEnum).enums(native_table()).data());
+  f.push_back(field<&E::ret>("ret", FieldType::kInt).doc("return value").data());
+  f.push_back(field<&E::err>("errno", FieldType::kErrno).doc("error name; 0 on success").data());
+  f.push_back(field<&E::latency_ns>("latency_ns", FieldType::kDurationNs)
+                  .doc("time in the syscall")
+                  .data());
+  return EventSchema(topic, doc, sizeof(E), std::move(f));
+}
+
+// ---- metric bindings ---------------------------------------------------------------------------
+
+using StatsBinding = MapBinding<std::uint32_t, syscall_stats>;
+using ProcessBinding = MapBinding<syscall_process_key, syscall_process_stats>;
+
+StatsBinding stats_binding() {
+  StatsBinding b;
+  b.label("syscall", KeyKind::kEnum).enums(native_table()).skip_zero();
+  return b;
+}
+
+ProcessBinding process_binding(std::uint32_t mode) {
+  ProcessBinding b;
+  if (mode == TH_SYSCALL_PER_PROCESS_PID) b.label<&syscall_process_key::pid>("pid", KeyKind::kUint);
+  b.label<&syscall_process_key::comm>("comm", KeyKind::kString);
+  b.label<&syscall_process_key::id>("syscall", KeyKind::kEnum).enums(native_table());
+  b.skip_zero();
+  return b;
+}
+
+MetricFamily process_family(std::string_view name, std::string_view help, std::uint32_t mode,
+                            std::uint32_t max_series) {
+  auto f = mode == TH_SYSCALL_PER_PROCESS_PID
+               ? MetricFamily::counter(name, help, {"pid", "comm", "syscall"})
+               : MetricFamily::counter(name, help, {"comm", "syscall"});
+  f.max_series(max_series);
+  return f;
+}
+
+}  // namespace
+
+class SyscallPlugin final : public Plugin {
+ public:
+  static std::vector<ConfigKey> config_keys() {
+    std::vector<ConfigKey> k;
+    k.push_back(ConfigKey::str("per_process", "comm",
+                               "per-process metrics keyed by process name, by pid (+ name), or "
+                               "off (cheapest)")
+                    .choices({"comm", "pid", "off"}));
+    k.push_back(ConfigKey::ints("pids", "only these process ids (filtered in the kernel)")
+                    .range(1, 4194304));
+    k.push_back(ConfigKey::ints("tids", "only these thread ids (filtered in the kernel)")
+                    .range(1, 4194304));
+    k.push_back(ConfigKey::strings("comms",
+                                   "only these process names, at most 15 characters "
+                                   "(filtered in the kernel)"));
+    k.push_back(ConfigKey::str("cgroup", "",
+                               "only tasks in this cgroup v2 directory or below it (absolute or "
+                               "relative to the cgroup2 mount); empty = all"));
+    k.push_back(ConfigKey::strings("syscalls", "only these syscalls, by name; empty = all"));
+    k.push_back(ConfigKey::boolean("failed_only", false,
+                                   "only record syscalls that return -errno (metrics and events)"));
+    k.push_back(ConfigKey::u64("min_latency_us", 0,
+                               "only record syscalls at least this slow (metrics and events)")
+                    .range(0, 3.6e9));
+    k.push_back(ConfigKey::boolean("exclude_self", true,
+                                   "skip the host's own process (avoids feedback from sinks)"));
+    k.push_back(ConfigKey::boolean("exec", true, "emit syscall.exec events"));
+    k.push_back(ConfigKey::boolean("open", false, "emit syscall.open events"));
+    k.push_back(ConfigKey::boolean("failed", false,
+                                   "emit syscall.failed events (every syscall returning -errno: "
+                                   "can be very frequent)"));
+    k.push_back(ConfigKey::u64("slow_threshold_us", 0,
+                               "emit syscall.slow events for syscalls at least this slow; 0 = off")
+                    .range(0, 3.6e9));
+    k.push_back(ConfigKey::u64("ringbuf_kb", 256,
+                               "size of each enabled topic's ring buffer in KiB (a power of two)")
+                    .range(4, 1024 * 1024));
+    k.push_back(ConfigKey::u64("max_series", 2000,
+                               "label sets kept per per-process metric before folding into "
+                               "\"other\"")
+                    .range(1, 1000000));
+    k.push_back(ConfigKey::u64("process_map_entries", 10240,
+                               "(process, syscall) pairs kept in the kernel; least recently used "
+                               "ones are evicted")
+                    .range(16, 1 << 22));
+    return k;
+  }
+
+  static std::vector<EventSchema> topics() {
+    std::vector<EventSchema> t;
+    t.push_back(exec_schema());
+    t.push_back(open_schema());
+    t.push_back(syscall_event_schema(kTopicFailed, "a syscall returned -errno"));
+    t.push_back(syscall_event_schema(kTopicSlow, "a syscall took at least slow_threshold_us"));
+    return t;
+  }
+
+  static std::vector<MetricFamily> metric_families() {
+    std::vector<MetricFamily> m;
+    m.push_back(MetricFamily::counter("syscall_calls", "syscalls completed", {"syscall"})
+                    .max_series(TH_SYSCALL_MAX_ID));
+    m.push_back(
+        MetricFamily::counter("syscall_errors", "syscalls that returned -errno", {"syscall"})
+            .max_series(TH_SYSCALL_MAX_ID));
+    m.push_back(MetricFamily::histogram("syscall_latency_seconds",
+                                        "time from syscall entry to exit (log2 buckets)",
+                                        {"syscall"})
+                    .max_series(TH_SYSCALL_MAX_ID));
+    return m;
+  }
+
+  Status start(Host& host) override {
+    TH_ASSIGN_OR_RETURN(Settings s, read_settings(host));
+    const auto table = native_table();
+    warn_about_filtered_topics(host, s);
+
+    TH_ASSIGN_OR_RETURN(BpfObject obj, host.bpf().open("syscall", embedded::syscall_bpf()));
+    TH_TRY(configure(obj, s, table));
+    TH_TRY(obj.load());
+    TH_TRY(fill_filters(obj, s));
+    TH_TRY(bind_topics(host, obj, s));
+    TH_TRY(bind_metrics(host, obj, s));
+    // exit first: an exit without a recorded entry is ignored, an entry without exit is not
+    TH_TRY(obj.attach("handle_sys_exit", tp_btf("sys_exit")));
+    TH_TRY(obj.attach("handle_sys_enter", tp_btf("sys_enter")));
+
+    host.log().info("tracing ", s.syscall_ids.empty() ? table.size() : s.syscall_ids.size(),
+                    " syscalls (", arch_name(native_arch()), " table from ",
+                    table_source(native_arch()), "); per_process=",
+                    s.per_process == TH_SYSCALL_PER_PROCESS_OFF   ? "off"
+                    : s.per_process == TH_SYSCALL_PER_PROCESS_PID ? "pid"
+                                                                  : "comm",
+                    "; events:", s.exec ? " exec" : "", s.open ? " open" : "",
+                    s.failed ? " failed" : "", s.slow_threshold_ns != 0 ? " slow" : "",
+                    (!s.exec && !s.open && !s.failed && s.slow_threshold_ns == 0) ? " none" : "",
+                    s.self_tgid != 0 ? "; excluding the host's own pid" : "");
+    return ok();
+  }
+
+ private:
+  static bool selected(const Settings& s, std::span<const th_enum_entry> table,
+                       std::string_view name) {
+    if (s.syscall_ids.empty()) return true;
+    auto id = find_id(table, name);
+    return id.has_value() &&
+           std::find(s.syscall_ids.begin(), s.syscall_ids.end(), *id) != s.syscall_ids.end();
+  }
+
+  // The syscalls filter applies to events too: say so when it silences an enabled topic.
+  static void warn_about_filtered_topics(const Host& host, const Settings& s) {
+    const auto table = native_table();
+    if (s.exec && !selected(s, table, "execve") && !selected(s, table, "execveat")) {
+      host.log().warn(
+          "exec = true but 'syscalls' selects neither execve nor execveat: no "
+          "syscall.exec events will be emitted");
+    }
+    if (s.open && !selected(s, table, "openat") && !selected(s, table, "open") &&
+        !selected(s, table, "openat2") && !selected(s, table, "creat")) {
+      host.log().warn(
+          "open = true but 'syscalls' selects no open syscall: no syscall.open "
+          "events will be emitted");
+    }
+  }
+
+  static std::uint32_t id_of(std::span<const th_enum_entry> table, std::string_view name) {
+    auto id = find_id(table, name);
+    return id.has_value() ? *id : kNoSyscall;  // arm64 has no open/creat
+  }
+
+  static Status configure(const BpfObject& obj, const Settings& s,
+                          std::span<const th_enum_entry> table) {
+    auto u32 = [](bool b) { return static_cast<std::uint32_t>(b ? 1 : 0); };
+    // filters.bpf.h
+    TH_TRY(obj.set_rodata("th_filter_self_tgid", s.self_tgid));
+    TH_TRY(obj.set_rodata("th_filter_use_pids", u32(!s.pids.empty())));
+    TH_TRY(obj.set_rodata("th_filter_use_tids", u32(!s.tids.empty())));
+    TH_TRY(obj.set_rodata("th_filter_use_comms", u32(!s.comms.empty())));
+    TH_TRY(obj.set_rodata("th_filter_cgroup_id", s.cgroup ? s.cgroup->id : std::uint64_t{0}));
+    TH_TRY(obj.set_rodata("th_filter_cgroup_level", s.cgroup ? s.cgroup->level : 0u));
+    auto set_size = [&](std::string_view map, std::size_t n) {
+      return obj.set_max_entries(map, static_cast<std::uint32_t>(std::max<std::size_t>(n, 1)));
+    };
+    TH_TRY(set_size("th_filter_pids", s.pids.size()));
+    TH_TRY(set_size("th_filter_tids", s.tids.size()));
+    TH_TRY(set_size("th_filter_comms", s.comms.size()));
+
+    // syscall.bpf.c
+    std::array<std::uint8_t, TH_SYSCALL_MAX_ID> traced{};
+    for (std::uint32_t id : s.syscall_ids) traced[id] = 1;
+    TH_TRY(obj.set_rodata("filter_syscalls", u32(!s.syscall_ids.empty())));
+    TH_TRY(obj.set_rodata("traced", traced));
+    TH_TRY(obj.set_rodata("failed_only", u32(s.failed_only)));
+    TH_TRY(obj.set_rodata("min_latency_ns", s.min_latency_ns));
+    TH_TRY(obj.set_rodata("per_process", s.per_process));
+    TH_TRY(obj.set_rodata("emit_exec", u32(s.exec)));
+    TH_TRY(obj.set_rodata("emit_open", u32(s.open)));
+    TH_TRY(obj.set_rodata("emit_failed", u32(s.failed)));
+    TH_TRY(obj.set_rodata("slow_threshold_ns", s.slow_threshold_ns));
+    TH_TRY(obj.set_rodata("id_execve", id_of(table, "execve")));
+    TH_TRY(obj.set_rodata("id_execveat", id_of(table, "execveat")));
+    TH_TRY(obj.set_rodata("id_open", id_of(table, "open")));
+    TH_TRY(obj.set_rodata("id_openat", id_of(table, "openat")));
+    TH_TRY(obj.set_rodata("id_openat2", id_of(table, "openat2")));
+    TH_TRY(obj.set_rodata("id_creat", id_of(table, "creat")));
+
+    // a disabled topic's ring shrinks to one page; the process map to one entry when off
+    const auto page = static_cast<std::uint32_t>(::sysconf(_SC_PAGESIZE));
+    auto ring = [&](bool on) { return on ? s.ringbuf_bytes : page; };
+    TH_TRY(obj.set_max_entries("exec_events", ring(s.exec)));
+    TH_TRY(obj.set_max_entries("open_events", ring(s.open)));
+    TH_TRY(obj.set_max_entries("failed_events", ring(s.failed)));
+    TH_TRY(obj.set_max_entries("slow_events", ring(s.slow_threshold_ns != 0)));
+    TH_TRY(obj.set_max_entries(
+        "process_stats", s.per_process == TH_SYSCALL_PER_PROCESS_OFF ? 1u : s.process_map_entries));
+    return ok();
+  }
+
+  static Status fill_filters(const BpfObject& obj, const Settings& s) {
+    const std::uint8_t one = 1;
+    if (!s.pids.empty()) {
+      TH_ASSIGN_OR_RETURN(Map pids, obj.map("th_filter_pids"));
+      for (std::uint32_t pid : s.pids) TH_TRY(pids.update(pid, one));
+    }
+    if (!s.tids.empty()) {
+      TH_ASSIGN_OR_RETURN(Map tids, obj.map("th_filter_tids"));
+      for (std::uint32_t tid : s.tids) TH_TRY(tids.update(tid, one));
+    }
+    if (!s.comms.empty()) {
+      TH_ASSIGN_OR_RETURN(Map comms, obj.map("th_filter_comms"));
+      for (const auto& comm : s.comms) {
+        std::array<char, TH_COMM_LEN> key{};  // NUL-padded, as bpf_get_current_comm writes it
+        std::memcpy(key.data(), comm.data(), std::min(comm.size(), kCommMax));
+        TH_TRY(comms.update(key, one));
+      }
+    }
+    return ok();
+  }
+
+  static Status bind_topics(Host& host, const BpfObject& obj, const Settings& s) {
+    struct Topic {
+      bool on;
+      std::string_view map;
+      std::string_view topic;
+    };
+    const std::array<Topic, 4> topics{{{s.exec, "exec_events", kTopicExec},
+                                       {s.open, "open_events", kTopicOpen},
+                                       {s.failed, "failed_events", kTopicFailed},
+                                       {s.slow_threshold_ns != 0, "slow_events", kTopicSlow}}};
+    for (const auto& t : topics) {
+      if (!t.on) continue;
+      TH_ASSIGN_OR_RETURN(Map ring, obj.map(t.map));
+      TH_TRY(host.events().bind(ring, t.topic));
+    }
+    return ok();
+  }
+
+  static Status bind_metrics(Host& host, const BpfObject& obj, const Settings& s) {
+    const Metrics metrics = host.metrics();
+    TH_ASSIGN_OR_RETURN(Map stats, obj.map("syscall_stats"));
+    TH_ASSIGN_OR_RETURN(Metric calls, metrics.find("syscall_calls"));
+    TH_TRY(metrics.bind(calls, stats, stats_binding().value<&syscall_stats::calls>()));
+    TH_ASSIGN_OR_RETURN(Metric errors, metrics.find("syscall_errors"));
+    TH_TRY(metrics.bind(errors, stats, stats_binding().value<&syscall_stats::errors>()));
+    TH_ASSIGN_OR_RETURN(Metric latency, metrics.find("syscall_latency_seconds"));
+    TH_TRY(metrics.bind(
+        latency, stats,
+        stats_binding().log2_hist<&syscall_stats::slots, &syscall_stats::total_ns>().scale(1e-9)));
+
+    if (s.per_process == TH_SYSCALL_PER_PROCESS_OFF) return ok();
+    TH_ASSIGN_OR_RETURN(Map procs, obj.map("process_stats"));
+    TH_ASSIGN_OR_RETURN(Metric pcalls,
+                        metrics.register_family(process_family("syscall_process_calls",
+                                                               "syscalls completed, per process",
+                                                               s.per_process, s.max_series)));
+    TH_TRY(metrics.bind(pcalls, procs,
+                        process_binding(s.per_process).value<&syscall_process_stats::calls>()));
+    TH_ASSIGN_OR_RETURN(Metric perrors,
+                        metrics.register_family(process_family(
+                            "syscall_process_errors", "syscalls that returned -errno, per process",
+                            s.per_process, s.max_series)));
+    TH_TRY(metrics.bind(perrors, procs,
+                        process_binding(s.per_process).value<&syscall_process_stats::errors>()));
+    TH_ASSIGN_OR_RETURN(Metric platency, metrics.register_family(process_family(
+                                             "syscall_process_latency_seconds",
+                                             "total time spent in syscalls, per process",
+                                             s.per_process, s.max_series)));
+    TH_TRY(metrics.bind(
+        platency, procs,
+        process_binding(s.per_process).value<&syscall_process_stats::total_ns>().scale(1e-9)));
+    return ok();
+  }
+};
+
+}  // namespace tracehost::syscall
+
+TRACEHOST_PLUGIN(tracehost::syscall::SyscallPlugin, "syscall", "1.0.0",
+                 "per-syscall counts, errors and latency; per-process counts; exec, open, "
+                 "failed and slow syscall events (tp_btf sys_enter/sys_exit)");
