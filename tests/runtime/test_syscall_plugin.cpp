@@ -1,0 +1,758 @@
+// The syscall plugin end to end: the real `tracehost run` binary with the plugin, a JSON lines
+// sink writing to a file and a Prometheus endpoint, against child processes that make a known
+// set of syscalls. Counts are exact: the plugin filters by process name (or pid, or cgroup) in the
+// kernel, so only the children are traced.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/bpf_guard.hpp"
+
+namespace tracehost::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Json = nlohmann::json;
+using Labels = std::map<std::string, std::string>;
+
+constexpr int kGetppidCalls = 1000;
+constexpr const char* kMissingPath = "/nonexistent-tracehost-test/missing-file";
+constexpr const char* kMissingProgram = "/nonexistent-tracehost-test/no-such-program";
+
+std::string unique_comm(const char* prefix) {
+  // at most 15 characters, unique per test process and call
+  static int counter = 0;
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%s%d%d", prefix, static_cast<int>(::getpid() % 100000),
+                counter++);
+  return buf;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/tracehost-syscall-XXXXXX";
+    const char* p = ::mkdtemp(tmpl);
+    if (p == nullptr) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+    path_ = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int free_tcp_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  int port = -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+// GET http://127.0.0.1:port/path; the body on status 200.
+std::optional<std::string> http_get(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  // HTTP/1.0: no chunked encoding, the server closes when done
+  std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  std::string resp;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    resp.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  auto end = resp.find("\r\n\r\n");
+  if (end == std::string::npos || resp.find(" 200 ") == std::string::npos ||
+      resp.find(" 200 ") > resp.find("\r\n")) {
+    return std::nullopt;
+  }
+  return resp.substr(end + 4);
+}
+
+struct Sample {
+  std::string name;
+  Labels labels;
+  double value = 0;
+};
+
+// The Prometheus text exposition format, as far as these tests need it.
+std::vector<Sample> parse_prometheus(const std::string& text) {
+  std::vector<Sample> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    Sample s;
+    std::size_t i = 0;
+    while (i < line.size() && line[i] != '{' && line[i] != ' ') s.name += line[i++];
+    if (i < line.size() && line[i] == '{') {
+      ++i;
+      while (i < line.size() && line[i] != '}') {
+        std::string key;
+        while (i < line.size() && line[i] != '=') key += line[i++];
+        i += 2;  // ="
+        std::string value;
+        while (i < line.size() && line[i] != '"') {
+          if (line[i] == '\\' && i + 1 < line.size()) {
+            ++i;
+            value += line[i] == 'n' ? '\n' : line[i];
+          } else {
+            value += line[i];
+          }
+          ++i;
+        }
+        ++i;  // closing quote
+        if (i < line.size() && line[i] == ',') ++i;
+        s.labels[key] = value;
+      }
+      ++i;  // }
+    }
+    s.value = std::strtod(line.c_str() + i, nullptr);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// The value of the one sample of `name` whose labels include `want`; nullopt when there is none.
+std::optional<double> metric(const std::vector<Sample>& samples, const std::string& name,
+                             const Labels& want) {
+  std::optional<double> found;
+  for (const auto& s : samples) {
+    if (s.name != name) continue;
+    bool match = true;
+    for (const auto& [k, v] : want) {
+      auto it = s.labels.find(k);
+      if (it == s.labels.end() || it->second != v) {
+        match = false;
+        break;
+      }
+    }
+    if (!match) continue;
+    EXPECT_FALSE(found.has_value()) << "more than one series of " << name << " matches";
+    found = s.value;
+  }
+  return found;
+}
+
+// A forked child process named `comm` running `body(in_fd, out_fd)`: in_fd reads bytes the test
+// sends with send(), out_fd writes bytes the test reads with receive(). The child is killed if
+// still running when this object goes.
+class Child {
+ public:
+  using Body = std::function<void(int in_fd, int out_fd)>;
+
+  static std::unique_ptr<Child> spawn(const std::string& comm, Body body) {
+    int to_child[2];
+    int from_child[2];
+    if (::pipe2(to_child, O_CLOEXEC) != 0 || ::pipe2(from_child, O_CLOEXEC) != 0) return nullptr;
+    pid_t pid = ::fork();
+    if (pid < 0) return nullptr;
+    if (pid == 0) {
+      ::close(to_child[1]);
+      ::close(from_child[0]);
+      ::prctl(PR_SET_NAME, comm.c_str(), 0, 0, 0);
+      body(to_child[0], from_child[1]);
+      ::_exit(0);
+    }
+    ::close(to_child[0]);
+    ::close(from_child[1]);
+    return std::unique_ptr<Child>(new Child(pid, to_child[1], from_child[0]));
+  }
+
+  ~Child() {
+    close_pipes();
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  // -1 once wait() reaped it
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  bool send() {
+    char c = 1;
+    return ::write(to_, &c, 1) == 1;
+  }
+  bool receive() {
+    char c = 0;
+    return ::read(from_, &c, 1) == 1;
+  }
+  // Exit status (or 128 + signal).
+  int wait() {
+    close_pipes();
+    int status = 0;
+    if (::waitpid(pid_, &status, 0) != pid_) return -1;
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  Child(pid_t pid, int to, int from) : pid_(pid), to_(to), from_(from) {}
+  void close_pipes() {
+    if (to_ >= 0) ::close(to_);
+    if (from_ >= 0) ::close(from_);
+    to_ = from_ = -1;
+  }
+
+  pid_t pid_;
+  int to_;
+  int from_;
+};
+
+// Waits for a byte from the test before running; stops when the test went away.
+bool wait_for_go(int in_fd) {
+  char c = 0;
+  return ::read(in_fd, &c, 1) == 1;
+}
+
+// A child that performs `action` once per byte received and acknowledges it: the test pings it
+// until the action shows up in the metrics, which proves the probes are attached.
+std::unique_ptr<Child> spawn_pinger(const std::string& comm, std::function<void()> action) {
+  return Child::spawn(comm, [action](int in, int out) {
+    char c = 0;
+    while (::read(in, &c, 1) == 1) {
+      action();
+      if (::write(out, &c, 1) != 1) break;
+    }
+  });
+}
+
+void sleep_ns(long ns) {
+  timespec ts{ns / 1000000000L, ns % 1000000000L};
+  ::syscall(SYS_nanosleep, &ts, nullptr);
+}
+
+// `tracehost run` as a child process, its output in a log file.
+class HostProcess {
+ public:
+  static std::unique_ptr<HostProcess> start(const fs::path& config, const fs::path& log) {
+    const std::string bin = std::string(TRACEHOST_TEST_BIN_DIR) + "/tracehost";
+    pid_t pid = ::fork();
+    if (pid < 0) return nullptr;
+    if (pid == 0) {
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      // --duration bounds a run whose test crashed before stopping it
+      ::execl(bin.c_str(), bin.c_str(), "run", "--config", config.c_str(), "--plugin-dir",
+              TRACEHOST_TEST_PLUGIN_DIR, "--duration", "120", static_cast<char*>(nullptr));
+      std::fprintf(stderr, "exec %s: %s\n", bin.c_str(), std::strerror(errno));
+      ::_exit(127);
+    }
+    return std::unique_ptr<HostProcess>(new HostProcess(pid, log));
+  }
+
+  ~HostProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  HostProcess(const HostProcess&) = delete;
+  HostProcess& operator=(const HostProcess&) = delete;
+
+  bool running() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == 0) return true;
+    pid_ = -1;
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return false;
+  }
+
+  // Exit code once it ended on its own within `timeout`, else nullopt.
+  std::optional<int> wait(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (running()) {
+      if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
+      std::this_thread::sleep_for(20ms);
+    }
+    return exit_code_;
+  }
+
+  // SIGINT (a clean shutdown), then its exit code; SIGKILL and -1 after 15 s.
+  int stop() {
+    if (running()) ::kill(pid_, SIGINT);
+    if (auto code = wait(15s)) return *code;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    return -1;
+  }
+
+  [[nodiscard]] std::string log() const { return read_file(log_); }
+
+ private:
+  HostProcess(pid_t pid, fs::path log) : pid_(pid), log_(std::move(log)) {}
+
+  pid_t pid_;
+  fs::path log_;
+  int exit_code_ = -1;
+};
+
+class SyscallPluginTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TRACEHOST_REQUIRE_BPF_PRIVILEGES();
+    dir_ = std::make_unique<TempDir>();
+    port_ = free_tcp_port();
+    ASSERT_GT(port_, 0);
+    events_path_ = dir_->path() / "events.jsonl";
+  }
+
+  // A config with the syscall plugin (its keys in `plugin_keys`), a JSON sink to events_path_
+  // and a Prometheus endpoint on port_.
+  fs::path write_config(const std::string& plugin_keys) {
+    std::ostringstream c;
+    c << "[host]\nlog_level = \"info\"\npoll_interval_ms = 10\n\n"
+      << "[plugins.syscall]\nenabled = true\nrequired = true\n"
+      << plugin_keys << "\n\n"
+      << "[sinks.console]\nenabled = false\n\n"
+      << "[sinks.json]\nenabled = true\npath = \"" << events_path_.string()
+      << "\"\ntopics = [\"syscall.*\"]\n\n"
+      << "[sinks.prometheus]\nenabled = true\nlisten = \"127.0.0.1:" << port_ << "\"\n";
+    fs::path p = dir_->path() / "tracehost.toml";
+    std::ofstream(p) << c.str();
+    return p;
+  }
+
+  void start_host(const std::string& plugin_keys) {
+    host_ = HostProcess::start(write_config(plugin_keys), dir_->path() / "host.log");
+    ASSERT_NE(host_, nullptr);
+  }
+
+  std::vector<Sample> scrape() {
+    auto body = http_get(port_, "/metrics");
+    return body ? parse_prometheus(*body) : std::vector<Sample>{};
+  }
+
+  // Pings until `series` (a metric and labels the ping feeds) is non-zero: the probes are
+  // attached and the endpoint serves the plugin's metrics.
+  void wait_until_tracing(Child& pinger, const std::string& series, const Labels& labels) {
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      ASSERT_TRUE(host_->running()) << "tracehost exited early:\n" << host_->log();
+      ASSERT_TRUE(pinger.send());
+      ASSERT_TRUE(pinger.receive());
+      auto v = metric(scrape(), series, labels);
+      if (v.has_value() && *v >= 1) return;
+      std::this_thread::sleep_for(100ms);
+    }
+    FAIL() << "the plugin's metrics never showed the pings; host log:\n" << host_->log();
+  }
+
+  // JSON lines of `topic` for process `pid`, once at least `count` of them arrived (5 s).
+  std::vector<Json> events(const std::string& topic, pid_t pid, std::size_t count) {
+    std::vector<Json> out;
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    do {
+      out.clear();
+      std::istringstream in(read_file(events_path_));
+      std::string line;
+      while (std::getline(in, line)) {
+        Json j = Json::parse(line, nullptr, false);
+        if (j.is_discarded()) continue;
+        if (j.value("topic", "") == topic && j.value("pid", -1) == pid) out.push_back(j);
+      }
+      if (out.size() >= count) break;
+      std::this_thread::sleep_for(100ms);
+    } while (std::chrono::steady_clock::now() < deadline);
+    return out;
+  }
+
+  void stop_host() {
+    ASSERT_NE(host_, nullptr);
+    EXPECT_EQ(host_->stop(), 0) << host_->log();
+  }
+
+  std::unique_ptr<TempDir> dir_;
+  int port_ = -1;
+  fs::path events_path_;
+  std::unique_ptr<HostProcess> host_;
+};
+
+std::string toml_list(std::initializer_list<std::string> items) {
+  std::string s = "[";
+  for (const auto& i : items) s += (s.size() > 1 ? ", \"" : "\"") + i + "\"";
+  return s + "]";
+}
+
+TEST_F(SyscallPluginTest, CountsAndEventsOfOneProcess) {
+  const std::string work_comm = unique_comm("thw");
+  const std::string ping_comm = unique_comm("thp");
+  auto pinger = spawn_pinger(ping_comm, [] { ::syscall(SYS_getppid); });
+  ASSERT_NE(pinger, nullptr);
+  start_host("comms = " + toml_list({work_comm, ping_comm}) +
+             "\nper_process = \"comm\"\nexec = true\nopen = true\nfailed = true\n"
+             "slow_threshold_us = 50000\n");
+  ASSERT_NO_FATAL_FAILURE(wait_until_tracing(*pinger, "tracehost_syscall_process_calls_total",
+                                             {{"comm", ping_comm}, {"syscall", "getppid"}}));
+
+  // exactly kGetppidCalls getppid, one failing openat, one slow nanosleep, one failing and one
+  // successful execve; nothing else fails before the exec
+  auto work = Child::spawn(work_comm, [](int in, int) {
+    if (!wait_for_go(in)) return;
+    for (int i = 0; i < kGetppidCalls; ++i) ::syscall(SYS_getppid);
+    ::openat(AT_FDCWD, kMissingPath, O_RDONLY | O_CLOEXEC);
+    sleep_ns(100'000'000);
+    char* const missing_argv[] = {const_cast<char*>(kMissingProgram), nullptr};
+    ::execv(kMissingProgram, missing_argv);
+    char* const argv[] = {const_cast<char*>("/bin/true"), const_cast<char*>("tracehost-arg-1"),
+                          const_cast<char*>("second arg"), nullptr};
+    ::execv("/bin/true", argv);
+    ::_exit(3);
+  });
+  ASSERT_NE(work, nullptr);
+  const pid_t work_pid = work->pid();
+  ASSERT_TRUE(work->send());
+  ASSERT_EQ(work->wait(), 0) << "the workload's exec of /bin/true failed";
+
+  // ---- metrics (read from the maps at scrape time) ----
+  auto m = scrape();
+  const auto work_getppid = metric(m, "tracehost_syscall_process_calls_total",
+                                   {{"comm", work_comm}, {"syscall", "getppid"}});
+  const auto ping_getppid = metric(m, "tracehost_syscall_process_calls_total",
+                                   {{"comm", ping_comm}, {"syscall", "getppid"}});
+  ASSERT_TRUE(work_getppid.has_value()) << host_->log();
+  ASSERT_TRUE(ping_getppid.has_value());
+  EXPECT_EQ(*work_getppid, kGetppidCalls);
+  // only the two filtered processes are traced
+  EXPECT_EQ(metric(m, "tracehost_syscall_calls_total", {{"syscall", "getppid"}}),
+            kGetppidCalls + *ping_getppid);
+  EXPECT_EQ(metric(m, "tracehost_syscall_latency_seconds_count", {{"syscall", "getppid"}}),
+            kGetppidCalls + *ping_getppid);
+  EXPECT_EQ(metric(m, "tracehost_syscall_latency_seconds_bucket",
+                   {{"syscall", "getppid"}, {"le", "+Inf"}}),
+            kGetppidCalls + *ping_getppid);
+  EXPECT_EQ(metric(m, "tracehost_syscall_errors_total", {{"syscall", "openat"}}), 1);
+  EXPECT_EQ(metric(m, "tracehost_syscall_errors_total", {{"syscall", "execve"}}), 1);
+  EXPECT_EQ(metric(m, "tracehost_syscall_calls_total", {{"syscall", "execve"}}), 2);
+  // a successful exec returns under the new program's name
+  EXPECT_EQ(metric(m, "tracehost_syscall_process_calls_total",
+                   {{"comm", work_comm}, {"syscall", "execve"}}),
+            1);
+  EXPECT_EQ(
+      metric(m, "tracehost_syscall_process_calls_total", {{"comm", "true"}, {"syscall", "execve"}}),
+      1);
+  EXPECT_EQ(metric(m, "tracehost_syscall_process_errors_total",
+                   {{"comm", work_comm}, {"syscall", "openat"}}),
+            1);
+  const auto sleep_seconds = metric(m, "tracehost_syscall_process_latency_seconds_total",
+                                    {{"comm", work_comm}, {"syscall", "nanosleep"}});
+  ASSERT_TRUE(sleep_seconds.has_value());
+  EXPECT_GE(*sleep_seconds, 0.1);
+  EXPECT_LT(*sleep_seconds, 5.0);
+
+  // ---- events ----
+  auto execs = events("syscall.exec", work_pid, 2);
+  ASSERT_EQ(execs.size(), 2u) << read_file(events_path_);
+  const Json& failed_exec = execs[0]["filename"] == kMissingProgram ? execs[0] : execs[1];
+  const Json& exec = execs[0]["filename"] == kMissingProgram ? execs[1] : execs[0];
+  EXPECT_EQ(failed_exec["filename"], kMissingProgram);
+  EXPECT_EQ(failed_exec["ret"], -ENOENT);
+  EXPECT_EQ(failed_exec["errno"], "ENOENT");
+  EXPECT_EQ(failed_exec["comm"], work_comm);
+  EXPECT_EQ(exec["filename"], "/bin/true");
+  EXPECT_EQ(exec["syscall"], "execve");
+  EXPECT_EQ(exec["argc"], 3);
+  EXPECT_EQ(exec["arg0"], "/bin/true");
+  EXPECT_EQ(exec["arg1"], "tracehost-arg-1");
+  EXPECT_EQ(exec["arg2"], "second arg");
+  EXPECT_EQ(exec["arg3"], "");
+  EXPECT_EQ(exec["args_truncated"], false);
+  EXPECT_EQ(exec["ret"], 0);
+  EXPECT_EQ(exec["ppid"], ::getpid());
+  EXPECT_EQ(exec["tid"], work_pid);
+  EXPECT_EQ(exec["comm"], "true");
+  EXPECT_EQ(exec["uid"], ::getuid());
+
+  auto opens = events("syscall.open", work_pid, 1);
+  ASSERT_EQ(opens.size(), 1u) << read_file(events_path_);
+  EXPECT_EQ(opens[0]["path"], kMissingPath);
+  EXPECT_EQ(opens[0]["syscall"], "openat");
+  EXPECT_EQ(opens[0]["errno"], "ENOENT");
+  EXPECT_EQ(opens[0]["ret"], -ENOENT);
+  EXPECT_EQ(opens[0]["dirfd"], AT_FDCWD);
+  EXPECT_EQ(opens[0]["comm"], work_comm);
+
+  auto failures = events("syscall.failed", work_pid, 2);
+  ASSERT_EQ(failures.size(), 2u) << read_file(events_path_);
+  std::multiset<std::string> failed_calls;
+  for (const auto& f : failures) {
+    failed_calls.insert(f.value("syscall", "?") + ":" + f.value("errno", "?"));
+    EXPECT_EQ(f["tid"], work_pid);
+    EXPECT_EQ(f["comm"], work_comm);
+    EXPECT_GT(f["latency_ns"].get<std::int64_t>(), 0);
+  }
+  EXPECT_EQ(failed_calls, (std::multiset<std::string>{"execve:ENOENT", "openat:ENOENT"}));
+
+  auto slow = events("syscall.slow", work_pid, 1);
+  ASSERT_EQ(slow.size(), 1u) << read_file(events_path_);
+  EXPECT_EQ(slow[0]["syscall"], "nanosleep");
+  EXPECT_GE(slow[0]["latency_ns"].get<std::int64_t>(), 100'000'000);
+  EXPECT_EQ(slow[0]["ret"], 0);
+
+  // the pinger made no failing or slow syscall and never opened or executed anything
+  EXPECT_TRUE(events("syscall.failed", pinger->pid(), 0).empty());
+  EXPECT_TRUE(events("syscall.exec", pinger->pid(), 0).empty());
+  stop_host();
+}
+
+// pids filter and per_process = "pid": a process with the same name but another pid is not
+// traced, and series carry the pid.
+TEST_F(SyscallPluginTest, PidFilterWithPerPidSeries) {
+  const std::string comm = unique_comm("thd");
+  auto body = [](int in, int) {
+    if (!wait_for_go(in)) return;
+    for (int i = 0; i < kGetppidCalls; ++i) ::syscall(SYS_getppid);
+  };
+  auto work = Child::spawn(comm, body);
+  auto decoy = Child::spawn(comm, body);
+  auto pinger = spawn_pinger(unique_comm("thp"), [] { ::syscall(SYS_getppid); });
+  ASSERT_TRUE(work && decoy && pinger);
+  // wait() forgets the pid: keep them
+  const std::string work_pid = std::to_string(work->pid());
+  const std::string decoy_pid = std::to_string(decoy->pid());
+  start_host("pids = [" + work_pid + ", " + std::to_string(pinger->pid()) +
+             "]\nper_process = \"pid\"\nexec = false\n");
+  ASSERT_NO_FATAL_FAILURE(
+      wait_until_tracing(*pinger, "tracehost_syscall_process_calls_total",
+                         {{"pid", std::to_string(pinger->pid())}, {"syscall", "getppid"}}));
+
+  ASSERT_TRUE(work->send());
+  ASSERT_TRUE(decoy->send());
+  EXPECT_EQ(work->wait(), 0);
+  EXPECT_EQ(decoy->wait(), 0);
+
+  auto m = scrape();
+  EXPECT_EQ(metric(m, "tracehost_syscall_process_calls_total",
+                   {{"pid", work_pid}, {"comm", comm}, {"syscall", "getppid"}}),
+            kGetppidCalls);
+  EXPECT_FALSE(
+      metric(m, "tracehost_syscall_process_calls_total", {{"pid", decoy_pid}}).has_value());
+  auto pings = metric(m, "tracehost_syscall_process_calls_total",
+                      {{"pid", std::to_string(pinger->pid())}, {"syscall", "getppid"}});
+  ASSERT_TRUE(pings.has_value());
+  EXPECT_EQ(metric(m, "tracehost_syscall_calls_total", {{"syscall", "getppid"}}),
+            kGetppidCalls + *pings);
+  stop_host();
+}
+
+// syscalls + failed_only: only failing calls of the selected syscalls are recorded.
+TEST_F(SyscallPluginTest, SyscallSelectionAndFailedOnly) {
+  const std::string work_comm = unique_comm("thw");
+  const std::string ping_comm = unique_comm("thp");
+  auto pinger = spawn_pinger(ping_comm, [] { ::openat(AT_FDCWD, kMissingPath, O_RDONLY); });
+  ASSERT_NE(pinger, nullptr);
+  start_host("comms = " + toml_list({work_comm, ping_comm}) +
+             "\nsyscalls = [\"getppid\", \"openat\"]\nfailed_only = true\nexec = false\n");
+  ASSERT_NO_FATAL_FAILURE(wait_until_tracing(*pinger, "tracehost_syscall_process_calls_total",
+                                             {{"comm", ping_comm}, {"syscall", "openat"}}));
+
+  auto work = Child::spawn(work_comm, [](int in, int) {
+    if (!wait_for_go(in)) return;
+    for (int i = 0; i < kGetppidCalls; ++i) ::syscall(SYS_getppid);        // never fails
+    int fd = ::openat(AT_FDCWD, "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);  // succeeds
+    if (fd >= 0) ::close(fd);
+    ::openat(AT_FDCWD, kMissingPath, O_RDONLY | O_CLOEXEC);  // fails
+    ::openat(AT_FDCWD, kMissingPath, O_RDONLY | O_CLOEXEC);  // fails
+    ::syscall(SYS_getpid);                                   // not selected
+  });
+  ASSERT_NE(work, nullptr);
+  ASSERT_TRUE(work->send());
+  ASSERT_EQ(work->wait(), 0);
+
+  auto m = scrape();
+  EXPECT_EQ(metric(m, "tracehost_syscall_process_calls_total",
+                   {{"comm", work_comm}, {"syscall", "openat"}}),
+            2);
+  EXPECT_EQ(metric(m, "tracehost_syscall_process_errors_total",
+                   {{"comm", work_comm}, {"syscall", "openat"}}),
+            2);
+  EXPECT_FALSE(metric(m, "tracehost_syscall_process_calls_total",
+                      {{"comm", work_comm}, {"syscall", "getppid"}})
+                   .has_value());
+  EXPECT_FALSE(metric(m, "tracehost_syscall_process_calls_total",
+                      {{"comm", work_comm}, {"syscall", "close"}})
+                   .has_value());
+  EXPECT_FALSE(metric(m, "tracehost_syscall_calls_total", {{"syscall", "getpid"}}).has_value());
+  EXPECT_FALSE(metric(m, "tracehost_syscall_calls_total", {{"syscall", "read"}}).has_value());
+  stop_host();
+}
+
+// min_latency_us: fast calls are not recorded, slow ones are.
+TEST_F(SyscallPluginTest, MinLatency) {
+  const std::string work_comm = unique_comm("thw");
+  const std::string ping_comm = unique_comm("thp");
+  auto pinger = spawn_pinger(ping_comm, [] { sleep_ns(30'000'000); });
+  ASSERT_NE(pinger, nullptr);
+  start_host("comms = " + toml_list({work_comm, ping_comm}) +
+             "\nmin_latency_us = 20000\nexec = false\n");
+  ASSERT_NO_FATAL_FAILURE(wait_until_tracing(*pinger, "tracehost_syscall_process_calls_total",
+                                             {{"comm", ping_comm}, {"syscall", "nanosleep"}}));
+
+  auto work = Child::spawn(work_comm, [](int in, int) {
+    if (!wait_for_go(in)) return;
+    for (int i = 0; i < kGetppidCalls; ++i) ::syscall(SYS_getppid);
+    sleep_ns(1'000'000);   // 1 ms: below the threshold
+    sleep_ns(40'000'000);  // 40 ms: recorded
+  });
+  ASSERT_NE(work, nullptr);
+  ASSERT_TRUE(work->send());
+  ASSERT_EQ(work->wait(), 0);
+
+  auto m = scrape();
+  EXPECT_EQ(metric(m, "tracehost_syscall_process_calls_total",
+                   {{"comm", work_comm}, {"syscall", "nanosleep"}}),
+            1);
+  EXPECT_FALSE(metric(m, "tracehost_syscall_process_calls_total",
+                      {{"comm", work_comm}, {"syscall", "getppid"}})
+                   .has_value());
+  stop_host();
+}
+
+// The cgroup v2 mount point, from /proc/self/mountinfo.
+std::optional<fs::path> cgroup2_mount() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto sep = line.find(" - cgroup2 ");
+    if (sep == std::string::npos) continue;
+    std::istringstream head(line.substr(0, sep));
+    std::string id, parent, dev, root, mount_point;
+    head >> id >> parent >> dev >> root >> mount_point;
+    return fs::path(mount_point);
+  }
+  return std::nullopt;
+}
+
+// cgroup: a process in the configured cgroup is traced, one with the same name outside is not.
+TEST_F(SyscallPluginTest, CgroupFilter) {
+  auto mount = cgroup2_mount();
+  if (!mount) GTEST_SKIP() << "no cgroup v2 hierarchy mounted";
+  const fs::path cg = *mount / ("tracehost-test-" + std::to_string(::getpid()));
+  std::error_code ec;
+  if (!fs::create_directory(cg, ec) && ec)
+    GTEST_SKIP() << "cannot create " << cg << ": " << ec.message();
+  struct RemoveCgroup {
+    fs::path p;
+    ~RemoveCgroup() { ::rmdir(p.c_str()); }
+  } remove_cgroup{cg};
+
+  const std::string comm = unique_comm("thc");
+  auto body = [](int in, int) {
+    if (!wait_for_go(in)) return;
+    for (int i = 0; i < kGetppidCalls; ++i) ::syscall(SYS_getppid);
+  };
+  auto inside = Child::spawn(comm, body);
+  auto outside = Child::spawn(comm, body);
+  const std::string ping_comm = unique_comm("thp");
+  auto pinger = spawn_pinger(ping_comm, [] { ::syscall(SYS_getppid); });
+  ASSERT_TRUE(inside && outside && pinger);
+  for (pid_t pid : {inside->pid(), pinger->pid()}) {
+    std::ofstream procs(cg / "cgroup.procs");
+    procs << pid << std::flush;
+    ASSERT_TRUE(procs.good()) << "cannot move " << pid << " into " << cg;
+  }
+  // relative to the cgroup2 root, the way the README suggests writing it
+  start_host("cgroup = \"" + cg.filename().string() + "\"\nexec = false\n");
+  ASSERT_NO_FATAL_FAILURE(wait_until_tracing(*pinger, "tracehost_syscall_process_calls_total",
+                                             {{"comm", ping_comm}, {"syscall", "getppid"}}));
+
+  ASSERT_TRUE(inside->send());
+  ASSERT_TRUE(outside->send());
+  EXPECT_EQ(inside->wait(), 0);
+  EXPECT_EQ(outside->wait(), 0);
+  auto m = scrape();
+  EXPECT_EQ(
+      metric(m, "tracehost_syscall_process_calls_total", {{"comm", comm}, {"syscall", "getppid"}}),
+      kGetppidCalls);
+  stop_host();
+  pinger.reset();  // the cgroup can go once its processes have
+}
+
+// An unknown syscall name is a config error naming it, with a suggestion.
+TEST_F(SyscallPluginTest, UnknownSyscallNameIsAConfigError) {
+  start_host("syscalls = [\"getppidd\"]\n");
+  auto code = host_->wait(30s);
+  ASSERT_TRUE(code.has_value()) << "tracehost kept running with an invalid syscall name";
+  EXPECT_EQ(*code, 2) << host_->log();
+  const std::string log = host_->log();
+  EXPECT_NE(log.find("getppidd"), std::string::npos) << log;
+  EXPECT_NE(log.find("did you mean 'getppid'"), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace tracehost::testing
