@@ -1,0 +1,69 @@
+// JSON lines rendering: the json sink must keep up with >= 1 M events/s to /dev/null.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "bench_data_plane_common.hpp"
+#include "host/event_bus.hpp"
+#include "host/render.hpp"
+#include "host/sinks/json_sink.hpp"
+
+namespace {
+
+using tracehost::bench::bench_event;
+using tracehost::bench::BenchEvent;
+using tracehost::bench::BenchSchema;
+
+std::vector<th_event> make_events(const BenchSchema& schema, std::vector<BenchEvent>& storage) {
+  std::vector<th_event> events;
+  for (std::size_t i = 0; i < storage.size(); ++i) {
+    storage[i] = bench_event(i);
+    th_event e{};
+    e.struct_size = sizeof(e);
+    e.topic = schema.schema.topic;
+    e.schema = &schema.schema;
+    e.data = &storage[i];
+    e.size = sizeof(BenchEvent);
+    e.time_ns = 1'795'612'522'123'456'789ull;
+    events.push_back(e);
+  }
+  return events;
+}
+
+void BM_RenderEventJson(benchmark::State& state) {
+  BenchSchema schema;
+  std::vector<BenchEvent> storage(1024);
+  auto events = make_events(schema, storage);
+  std::string out;
+  out.reserve(1 << 20);
+  std::size_t i = 0;
+  for (auto _ : state) {
+    out.clear();
+    tracehost::host::append_event_json(out, events[i++ & 1023]);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.counters["bytes_per_event"] = static_cast<double>(out.size());
+}
+BENCHMARK(BM_RenderEventJson);
+
+// The sink's callback path: filter, render, buffer, write(2) to /dev/null.
+void BM_JsonSinkToDevNull(benchmark::State& state) {
+  BenchSchema schema;
+  std::vector<BenchEvent> storage(4096);
+  auto events = make_events(schema, storage);
+  int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  tracehost::host::EventBus bus;
+  auto sink = tracehost::host::JsonSink::for_fd("bench", fd, tracehost::host::EventFilter(), bus);
+  for (auto _ : state) sink->write_batch(events);
+  sink->flush();
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * events.size()));
+  ::close(fd);
+}
+BENCHMARK(BM_JsonSinkToDevNull)->UseRealTime();
+
+}  // namespace
