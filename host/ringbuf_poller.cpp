@@ -2,6 +2,7 @@
 
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <sys/epoll.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -42,7 +43,12 @@ Result<std::unique_ptr<RingbufPoller>> RingbufPoller::make(EventBus& bus, Poller
     options.drops_interval = std::chrono::milliseconds(1000);
   }
   if (options.max_batch_events == 0) options.max_batch_events = PollerOptions{}.max_batch_events;
-  return std::unique_ptr<RingbufPoller>(new RingbufPoller(bus, options));
+  auto poller = std::unique_ptr<RingbufPoller>(new RingbufPoller(bus, options));
+  poller->wait_epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!poller->wait_epoll_) {
+    return Error(ErrorKind::kInternal, "cannot create the ring buffer poller's epoll fd", errno);
+  }
+  return poller;
 }
 
 RingbufPoller::RingbufPoller(EventBus& bus, PollerOptions options) : bus_(bus), options_(options) {}
@@ -131,6 +137,14 @@ Status RingbufPoller::apply_add(std::shared_ptr<Binding> binding) {
     return Error(ErrorKind::kEvent,
                  "cannot add ring buffer '" + binding->ring->name() + "' to the poller", -rc);
   }
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLET;
+  ev.data.fd = fd;
+  // EEXIST: re-added after a rebuild (apply_remove keeps the other owners' rings registered)
+  if (::epoll_ctl(wait_epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0 && errno != EEXIST) {
+    return Error(ErrorKind::kEvent,
+                 "cannot watch ring buffer '" + binding->ring->name() + "' for wakeups", errno);
+  }
   bindings_.push_back(std::move(binding));
   assign_slots();
   return ok();
@@ -160,6 +174,9 @@ void RingbufPoller::apply_remove(const std::string& owner) {
   // ring_buffer__remove.
   round(0);
   read_drops();
+  for (const auto& b : bindings_) {
+    if (b->owner == owner) ::epoll_ctl(wait_epoll_.get(), EPOLL_CTL_DEL, b->ring->fd(), nullptr);
+  }
   bindings_.erase(std::remove_if(bindings_.begin(), bindings_.end(),
                                  [&](const auto& b) { return b->owner == owner; }),
                   bindings_.end());
@@ -196,11 +213,14 @@ void RingbufPoller::publish_all() {
 
 void RingbufPoller::round(int timeout_ms) {
   if (ring_ == nullptr) return;
-  int rc = ring_buffer__poll(ring_, timeout_ms);
-  if (rc >= 0 || rc == -EINTR) {
-    // Records submitted with BPF_RB_NO_WAKEUP raise no epoll event: take them explicitly.
-    rc = ring_buffer__consume(ring_);
+  int rc = 0;
+  if (timeout_ms > 0) {
+    // Sleep until a forced wakeup or the poll interval: records submitted with
+    // BPF_RB_NO_WAKEUP raise no event, the consume below takes them either way.
+    epoll_event events[8];
+    if (::epoll_wait(wait_epoll_.get(), events, 8, timeout_ms) < 0 && errno != EINTR) rc = -errno;
   }
+  if (rc == 0) rc = ring_buffer__consume(ring_);
   if (rc < 0 && rc != -EINTR && !poll_error_logged_) {
     component_logger("poller")->error("polling ring buffers failed: {}", std::strerror(-rc));
     poll_error_logged_ = true;

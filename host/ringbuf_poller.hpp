@@ -30,6 +30,7 @@
 
 #include "host/event_bus.hpp"
 #include "host/map_registry.hpp"
+#include "host/unique_fd.hpp"
 #include "tracehost/result.hpp"
 
 struct ring_buffer;
@@ -96,6 +97,11 @@ class RingbufPoller {
   EventBus& bus_;
   PollerOptions options_;
   ::ring_buffer* ring_ = nullptr;                   // owned; freed with ring_buffer__free
+  // Edge-triggered epoll over the ring fds, used to sleep between rounds. libbpf's own epoll is
+  // level-triggered: while records flow it reports ready at once, so ring_buffer__poll() would
+  // spin in rounds of a few records. Edge-triggered, a round ends in a sleep until the BPF side
+  // forces a wakeup (ring past its fill threshold) or the poll interval passes.
+  UniqueFd wait_epoll_;
   std::vector<std::shared_ptr<Binding>> bindings_;  // owned by the poll thread while running
   std::vector<BatchBuilder> builders_;              // one per bound topic slot
   std::chrono::steady_clock::time_point next_drops_read_{};
