@@ -62,50 +62,6 @@ const std::vector<double>& default_buckets() {
   return b;
 }
 
-std::uint64_t read_u(const std::byte* p, std::uint32_t size) {
-  switch (size) {
-    case 1:
-      return static_cast<std::uint8_t>(p[0]);
-    case 2: {
-      std::uint16_t v;
-      std::memcpy(&v, p, 2);
-      return v;
-    }
-    case 4: {
-      std::uint32_t v;
-      std::memcpy(&v, p, 4);
-      return v;
-    }
-    default: {
-      std::uint64_t v;
-      std::memcpy(&v, p, 8);
-      return v;
-    }
-  }
-}
-
-std::int64_t read_s(const std::byte* p, std::uint32_t size) {
-  switch (size) {
-    case 1:
-      return static_cast<std::int8_t>(p[0]);
-    case 2: {
-      std::int16_t v;
-      std::memcpy(&v, p, 2);
-      return v;
-    }
-    case 4: {
-      std::int32_t v;
-      std::memcpy(&v, p, 4);
-      return v;
-    }
-    default: {
-      std::int64_t v;
-      std::memcpy(&v, p, 8);
-      return v;
-    }
-  }
-}
-
 bool is_int_size(std::uint32_t s) { return s == 1 || s == 2 || s == 4 || s == 8; }
 
 // ---- fd-based map reader ------------------------------------------------------------------------
@@ -286,21 +242,21 @@ struct MetricRegistry::Binding {
     const std::byte* p = key + l.offset;
     switch (l.kind) {
       case TH_KEY_UINT:
-        return std::to_string(read_u(p, l.size));
+        return std::to_string(read_uint(p, l.size));
       case TH_KEY_INT:
-        return std::to_string(read_s(p, l.size));
+        return std::to_string(read_int(p, l.size));
       case TH_KEY_STRING:
         return valid_utf8(fixed_string(p, l.size));
       case TH_KEY_ENUM: {
-        std::int64_t v = read_s(p, l.size);
-        std::int64_t u = static_cast<std::int64_t>(read_u(p, l.size));
+        std::int64_t v = read_int(p, l.size);
+        std::int64_t u = static_cast<std::int64_t>(read_uint(p, l.size));
         for (const auto& [ev, name] : l.enums) {
           if (ev == v || ev == u) return name;
         }
         return std::to_string(l.size < 8 ? u : v);
       }
       case TH_KEY_ERRNO: {
-        std::int64_t v = read_s(p, l.size);
+        std::int64_t v = read_int(p, l.size);
         auto name = errno_name(static_cast<int>(v));
         return name.empty() ? std::to_string(v) : std::string(name);
       }

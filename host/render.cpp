@@ -65,56 +65,6 @@ const std::array<std::string_view, kErrnoTableSize>& errno_table() {
   return table;
 }
 
-std::uint64_t read_uint(const unsigned char* p, std::uint32_t size) noexcept {
-  switch (size) {
-    case 1:
-      return p[0];
-    case 2: {
-      std::uint16_t v;
-      std::memcpy(&v, p, 2);
-      return v;
-    }
-    case 4: {
-      std::uint32_t v;
-      std::memcpy(&v, p, 4);
-      return v;
-    }
-    case 8: {
-      std::uint64_t v;
-      std::memcpy(&v, p, 8);
-      return v;
-    }
-    default: {
-      // bool fields may have odd sizes: only "non-zero" matters
-      std::uint64_t v = 0;
-      std::memcpy(&v, p, size < 8 ? size : 8);
-      return v;
-    }
-  }
-}
-
-std::int64_t read_int(const unsigned char* p, std::uint32_t size) noexcept {
-  switch (size) {
-    case 1:
-      return static_cast<std::int8_t>(p[0]);
-    case 2: {
-      std::int16_t v;
-      std::memcpy(&v, p, 2);
-      return v;
-    }
-    case 4: {
-      std::int32_t v;
-      std::memcpy(&v, p, 4);
-      return v;
-    }
-    default: {
-      std::int64_t v;
-      std::memcpy(&v, p, 8);
-      return v;
-    }
-  }
-}
-
 template <typename T>
 void append_number(std::string& out, T v) {
   char buf[24];
@@ -296,6 +246,58 @@ struct SecondCache {
 };
 
 }  // namespace
+
+std::uint64_t read_uint(const void* data, std::uint32_t size) noexcept {
+  const auto* p = static_cast<const unsigned char*>(data);
+  switch (size) {
+    case 1:
+      return p[0];
+    case 2: {
+      std::uint16_t v;
+      std::memcpy(&v, p, 2);
+      return v;
+    }
+    case 4: {
+      std::uint32_t v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    case 8: {
+      std::uint64_t v;
+      std::memcpy(&v, p, 8);
+      return v;
+    }
+    default: {
+      // bool fields may have odd sizes: only "non-zero" matters
+      std::uint64_t v = 0;
+      std::memcpy(&v, p, size < 8 ? size : 8);
+      return v;
+    }
+  }
+}
+
+std::int64_t read_int(const void* data, std::uint32_t size) noexcept {
+  const auto* p = static_cast<const unsigned char*>(data);
+  switch (size) {
+    case 1:
+      return static_cast<std::int8_t>(p[0]);
+    case 2: {
+      std::int16_t v;
+      std::memcpy(&v, p, 2);
+      return v;
+    }
+    case 4: {
+      std::int32_t v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    default: {
+      std::int64_t v;
+      std::memcpy(&v, p, 8);
+      return v;
+    }
+  }
+}
 
 std::string_view errno_name(int err) noexcept {
   if (err < 0) err = -err;

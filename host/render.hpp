@@ -26,6 +26,11 @@ namespace tracehost::host {
 // "ENOENT" for 2 or -2; empty when unknown (0 included).
 std::string_view errno_name(int err) noexcept;
 
+// Reads an integer field of `size` bytes (host byte order) at `data`; sizes other than 1, 2, 4, 8
+// read the first min(size, 8) bytes (bool fields may have odd sizes).
+std::uint64_t read_uint(const void* data, std::uint32_t size) noexcept;
+std::int64_t read_int(const void* data, std::uint32_t size) noexcept;
+
 // CLOCK_REALTIME - CLOCK_MONOTONIC, measured once on first use (a later clock step is ignored,
 // which keeps timestamps of one run consistent with each other).
 std::int64_t monotonic_to_realtime_offset_ns() noexcept;
