@@ -106,7 +106,9 @@ struct Child {
   fs::path err;
 };
 
-Child spawn(const std::vector<std::string>& args, const fs::path& dir) {
+// ignore_sigint: start the child with SIGINT ignored, as a non-interactive shell does for a
+// background job (`tracehost run &` in a script).
+Child spawn(const std::vector<std::string>& args, const fs::path& dir, bool ignore_sigint = false) {
   Child c;
   c.out = dir / "stdout.txt";
   c.err = dir / "stderr.txt";
@@ -117,7 +119,12 @@ Child spawn(const std::vector<std::string>& args, const fs::path& dir) {
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  // posix_spawn keeps ignored dispositions: ignore SIGINT here around the spawn only
+  struct sigaction ign {}, old {};
+  ign.sa_handler = SIG_IGN;
+  if (ignore_sigint) ::sigaction(SIGINT, &ign, &old);
   if (posix_spawn(&c.pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) c.pid = -1;
+  if (ignore_sigint) ::sigaction(SIGINT, &old, nullptr);
   posix_spawn_file_actions_destroy(&fa);
   return c;
 }
@@ -216,6 +223,30 @@ TEST(RunCli, SigtermShutsDownCleanly) {
   EXPECT_TRUE(wait_gone(loaded)) << "programs still loaded after SIGTERM";
   std::string events = slurp(dir.path() / "events.jsonl");
   EXPECT_NE(events.find("syscall.exec"), std::string::npos) << events.substr(0, 500);
+}
+
+// A host started with SIGINT ignored (a background job of a script) still stops on SIGINT: the
+// kernel discards an ignored signal unless it is blocked, and the host blocks SIGINT/SIGTERM and
+// reads them from a signalfd. Guards against handling them with sigaction instead.
+TEST(RunCli, SigintStopsAHostStartedWithSigintIgnored) {
+  TRACEHOST_REQUIRE_BPF_PRIVILEGES();
+  TempDir dir;
+  fs::path cfg = write_config(dir.path());
+  auto before = bpftool_programs();
+
+  Child c = spawn({kBin, "run", "--config", cfg.string()}, dir.path(), /*ignore_sigint=*/true);
+  ASSERT_GT(c.pid, 0);
+  auto loaded = wait_for_programs(before);
+  ASSERT_FALSE(loaded.empty()) << slurp(c.err);
+  for (int i = 0; i < 500 && slurp(c.err).find(" running: ") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(c.pid, SIGINT);
+  int code = wait_exit(c.pid, std::chrono::seconds(15));
+  std::string err = slurp(c.err);
+  EXPECT_EQ(code, 0) << err;
+  EXPECT_NE(err.find("received SIGINT"), std::string::npos) << err;
+  EXPECT_TRUE(wait_gone(loaded)) << "programs still loaded after SIGINT";
 }
 
 // Without BPF privileges `run` is an environment error (exit 3) naming what is missing.
