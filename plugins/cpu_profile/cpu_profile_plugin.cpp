@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "tracehost/cgroup.hpp"
 #include "tracehost/sdk.hpp"
 
 #include "cpu_profile.bpf.embed.h"
@@ -51,7 +52,6 @@ static_assert(offsetof(cpu_profile_key, comm) == 16);
 
 using Stack = std::array<std::uint64_t, TH_CPU_PROFILE_MAX_DEPTH>;
 
-constexpr std::uint64_t kCgroup2SuperMagic = 0x63677270;  // CGROUP2_SUPER_MAGIC
 constexpr std::size_t kCommMax = TH_COMM_LEN - 1;         // the kernel keeps 15 characters
 constexpr std::string_view kFilePrefix = "cpu_profile-";
 constexpr std::string_view kFileSuffix = ".folded";
@@ -64,12 +64,6 @@ Error config_error(std::string_view key, std::string message) {
 }
 
 // ---- settings ----------------------------------------------------------------------------------
-
-struct CgroupTarget {
-  std::string path;
-  std::uint64_t id = 0;     // inode of the cgroup v2 directory
-  std::uint32_t level = 0;  // depth below the cgroup2 root
-};
 
 struct Settings {
   std::uint64_t frequency_hz = 99;
@@ -87,87 +81,6 @@ struct Settings {
   std::uint32_t self_tgid = 0;
 };
 
-// The mount point of the cgroup v2 hierarchy, from /proc/self/mountinfo.
-Result<fs::path> cgroup2_mount() {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    // "id parent maj:min root mount-point options [optional...] - fstype source super-options"
-    auto sep = line.find(" - ");
-    if (sep == std::string::npos) continue;
-    std::istringstream tail(line.substr(sep + 3));
-    std::string fstype;
-    tail >> fstype;
-    if (fstype != "cgroup2") continue;
-    std::istringstream head(line.substr(0, sep));
-    std::string id, parent, dev, root, mount_point;
-    head >> id >> parent >> dev >> root >> mount_point;
-    // mountinfo escapes space, tab, newline and backslash as \ooo
-    std::string decoded;
-    for (std::size_t i = 0; i < mount_point.size(); ++i) {
-      if (mount_point[i] == '\\' && i + 3 < mount_point.size()) {
-        decoded += static_cast<char>(std::stoi(mount_point.substr(i + 1, 3), nullptr, 8));
-        i += 3;
-      } else {
-        decoded += mount_point[i];
-      }
-    }
-    return fs::path(decoded);
-  }
-  return Error(ErrorKind::kKernelIncompatible,
-               "[plugins.cpu_profile] cgroup: no cgroup v2 hierarchy is mounted (none in "
-               "/proc/self/mountinfo); mount one (mount -t cgroup2 none /sys/fs/cgroup) or "
-               "remove the 'cgroup' key");
-}
-
-// A cgroup v2 path, absolute or relative to the cgroup2 root, to the id and depth the BPF
-// filter compares against.
-Result<CgroupTarget> resolve_cgroup(const std::string& spec) {
-  TH_ASSIGN_OR_RETURN(fs::path mount, cgroup2_mount());
-  std::error_code ec;
-  fs::path root = fs::canonical(mount, ec);
-  if (ec) root = mount;
-  fs::path wanted(spec);
-  fs::path candidate = wanted.is_absolute() ? wanted : root / wanted;
-  fs::path dir = fs::canonical(candidate, ec);
-  if (ec && wanted.is_absolute()) {
-    // "/system.slice" meant relative to the cgroup2 root
-    candidate = root / wanted.relative_path();
-    dir = fs::canonical(candidate, ec);
-  }
-  if (ec) {
-    return config_error("cgroup", detail::concat("'", spec, "' does not exist (",
-                                                 candidate.string(), ": ", ec.message(),
-                                                 "); give a directory of the cgroup v2 "
-                                                 "hierarchy mounted at ",
-                                                 root.string()));
-  }
-  struct statfs sfs {};
-  struct stat st {};
-  if (::statfs(dir.c_str(), &sfs) != 0 || ::stat(dir.c_str(), &st) != 0) {
-    return config_error("cgroup",
-                        detail::concat("cannot stat '", dir.string(), "': ", std::strerror(errno)));
-  }
-  if (static_cast<std::uint64_t>(sfs.f_type) != kCgroup2SuperMagic || !S_ISDIR(st.st_mode)) {
-    return config_error("cgroup", detail::concat("'", dir.string(),
-                                                 "' is not a cgroup v2 directory; give one "
-                                                 "under ",
-                                                 root.string()));
-  }
-  fs::path rel = dir.lexically_relative(root);
-  if (rel.empty() || *rel.begin() == "..") {
-    return config_error(
-        "cgroup",
-        detail::concat("'", dir.string(), "' is not under the cgroup v2 root ", root.string()));
-  }
-  CgroupTarget t;
-  t.path = dir.string();
-  t.id = static_cast<std::uint64_t>(st.st_ino);
-  for (const auto& part : rel) {
-    if (part != ".") ++t.level;
-  }
-  return t;
-}
 
 Result<std::uint64_t> preset_hz(const std::string& preset) {
   if (preset == "production") return 19;
@@ -219,7 +132,7 @@ Result<Settings> read_settings(const Host& host) {
   }
   TH_ASSIGN_OR_RETURN(std::string cgroup, cfg.str("cgroup"));
   if (!cgroup.empty()) {
-    TH_ASSIGN_OR_RETURN(CgroupTarget target, resolve_cgroup(cgroup));
+    TH_ASSIGN_OR_RETURN(CgroupTarget target, resolve_cgroup("cpu_profile", cgroup));
     s.cgroup = target;
   }
 

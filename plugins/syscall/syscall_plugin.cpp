@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tracehost/cgroup.hpp"
 #include "tracehost/sdk.hpp"
 
 #include "syscall.bpf.embed.h"
@@ -58,7 +59,6 @@ constexpr std::string_view kTopicFailed = "syscall.failed";
 constexpr std::string_view kTopicSlow = "syscall.slow";
 
 constexpr std::uint32_t kNoSyscall = 0xffffffffu;
-constexpr std::uint64_t kCgroup2SuperMagic = 0x63677270;  // CGROUP2_SUPER_MAGIC
 constexpr std::size_t kCommMax = TH_COMM_LEN - 1;         // the kernel keeps 15 characters
 
 std::string_view arch_name(Arch arch) { return arch == Arch::kX86_64 ? "x86_64" : "arm64"; }
@@ -68,12 +68,6 @@ Error config_error(std::string_view key, std::string message) {
 }
 
 // ---- settings: the validated config, in the units BPF wants ----------------------------------
-
-struct CgroupTarget {
-  std::string path;
-  std::uint64_t id = 0;     // inode of the cgroup v2 directory
-  std::uint32_t level = 0;  // depth below the cgroup2 root
-};
 
 struct Settings {
   std::uint32_t per_process = TH_SYSCALL_PER_PROCESS_COMM;
@@ -94,89 +88,6 @@ struct Settings {
   std::uint32_t process_map_entries = 0;
 };
 
-// The mount point of the cgroup v2 hierarchy, from /proc/self/mountinfo.
-Result<std::filesystem::path> cgroup2_mount() {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    // "id parent maj:min root mount-point options [optional...] - fstype source super-options"
-    auto sep = line.find(" - ");
-    if (sep == std::string::npos) continue;
-    std::istringstream tail(line.substr(sep + 3));
-    std::string fstype;
-    tail >> fstype;
-    if (fstype != "cgroup2") continue;
-    std::istringstream head(line.substr(0, sep));
-    std::string id, parent, dev, root, mount_point;
-    head >> id >> parent >> dev >> root >> mount_point;
-    // mountinfo escapes space, tab, newline and backslash as \ooo
-    std::string decoded;
-    for (std::size_t i = 0; i < mount_point.size(); ++i) {
-      if (mount_point[i] == '\\' && i + 3 < mount_point.size()) {
-        decoded += static_cast<char>(std::stoi(mount_point.substr(i + 1, 3), nullptr, 8));
-        i += 3;
-      } else {
-        decoded += mount_point[i];
-      }
-    }
-    return std::filesystem::path(decoded);
-  }
-  return Error(ErrorKind::kKernelIncompatible,
-               "[plugins.syscall] cgroup: no cgroup v2 hierarchy is mounted (none in "
-               "/proc/self/mountinfo); mount one (mount -t cgroup2 none /sys/fs/cgroup) or "
-               "remove the 'cgroup' key");
-}
-
-// A cgroup v2 path, absolute ("/sys/fs/cgroup/system.slice") or relative to the cgroup2 root
-// ("system.slice/ssh.service"), to the id and depth the BPF filter compares against.
-Result<CgroupTarget> resolve_cgroup(const std::string& spec) {
-  namespace fs = std::filesystem;
-  TH_ASSIGN_OR_RETURN(fs::path mount, cgroup2_mount());
-  std::error_code ec;
-  fs::path root = fs::canonical(mount, ec);
-  if (ec) root = mount;
-  fs::path wanted(spec);
-  fs::path candidate = wanted.is_absolute() ? wanted : root / wanted;
-  fs::path dir = fs::canonical(candidate, ec);
-  if (ec && wanted.is_absolute()) {
-    // "/system.slice" meant relative to the cgroup2 root
-    candidate = root / wanted.relative_path();
-    dir = fs::canonical(candidate, ec);
-  }
-  if (ec) {
-    return config_error("cgroup", detail::concat("'", spec, "' does not exist (",
-                                                 candidate.string(), ": ", ec.message(),
-                                                 "); give a directory of the "
-                                                 "cgroup v2 hierarchy mounted at ",
-                                                 root.string()));
-  }
-  struct statfs sfs {};
-  struct stat st {};
-  if (::statfs(dir.c_str(), &sfs) != 0 || ::stat(dir.c_str(), &st) != 0) {
-    return config_error("cgroup",
-                        detail::concat("cannot stat '", dir.string(), "': ", std::strerror(errno)));
-  }
-  if (static_cast<std::uint64_t>(sfs.f_type) != kCgroup2SuperMagic || !S_ISDIR(st.st_mode)) {
-    return config_error("cgroup", detail::concat("'", dir.string(),
-                                                 "' is not a cgroup v2 "
-                                                 "directory; give one under ",
-                                                 root.string()));
-  }
-  fs::path rel = dir.lexically_relative(root);
-  if (rel.empty() || *rel.begin() == "..") {
-    return config_error("cgroup", detail::concat("'", dir.string(),
-                                                 "' is not under the cgroup v2 "
-                                                 "root ",
-                                                 root.string()));
-  }
-  CgroupTarget t;
-  t.path = dir.string();
-  t.id = static_cast<std::uint64_t>(st.st_ino);
-  for (const auto& part : rel) {
-    if (part != ".") ++t.level;
-  }
-  return t;
-}
 
 Result<std::vector<std::uint32_t>> read_ids(const Config& cfg, std::string_view key) {
   TH_ASSIGN_OR_RETURN(std::vector<std::int64_t> values, cfg.ints(key));
@@ -223,7 +134,7 @@ Result<Settings> read_settings(const Host& host) {
 
   TH_ASSIGN_OR_RETURN(std::string cgroup, cfg.str("cgroup"));
   if (!cgroup.empty()) {
-    TH_ASSIGN_OR_RETURN(CgroupTarget target, resolve_cgroup(cgroup));
+    TH_ASSIGN_OR_RETURN(CgroupTarget target, resolve_cgroup("syscall", cgroup));
     s.cgroup = target;
   }
 
