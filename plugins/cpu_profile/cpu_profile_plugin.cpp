@@ -34,8 +34,8 @@
 #include <thread>
 #include <vector>
 
-#include "tracehost/cgroup.hpp"
 #include "tracehost/sdk.hpp"
+#include "tracehost/task_filter.hpp"
 
 #include "cpu_profile.bpf.embed.h"
 #include "cpu_profile.h"
@@ -52,7 +52,8 @@ static_assert(offsetof(cpu_profile_key, comm) == 16);
 
 using Stack = std::array<std::uint64_t, TH_CPU_PROFILE_MAX_DEPTH>;
 
-constexpr std::size_t kCommMax = TH_COMM_LEN - 1;         // the kernel keeps 15 characters
+// pids, comms, cgroup, exclude_self: no thread filter, samples of a process's threads go together
+constexpr unsigned kCpuProfileFilters = kFilterPids | kFilterComms | kFilterCgroup | kFilterExcludeSelf;
 constexpr std::string_view kFilePrefix = "cpu_profile-";
 constexpr std::string_view kFileSuffix = ".folded";
 // Time for programs that read the old generation before a flip to finish with it: they run for
@@ -68,9 +69,7 @@ Error config_error(std::string_view key, std::string message) {
 struct Settings {
   std::uint64_t frequency_hz = 99;
   std::uint64_t window_s = 10;
-  std::vector<std::uint32_t> pids;
-  std::vector<std::string> comms;
-  std::optional<CgroupTarget> cgroup;
+  TaskFilter tasks;
   bool include_idle = false;
   std::uint32_t mode = TH_CPU_PROFILE_MODE_BOTH;
   bool per_thread = false;
@@ -78,7 +77,6 @@ struct Settings {
   std::uint64_t keep_windows = 0;
   std::uint32_t max_keys = 0;
   std::uint32_t max_stacks = 0;
-  std::uint32_t self_tgid = 0;
 };
 
 
@@ -112,30 +110,7 @@ Result<Settings> read_settings(const Host& host) {
   TH_ASSIGN_OR_RETURN(s.window_s, cfg.u64("window_s"));
   if (s.window_s == 0) return config_error("window_s", "must be at least 1 second");
 
-  TH_ASSIGN_OR_RETURN(std::vector<std::int64_t> pids, cfg.ints("pids"));
-  for (std::int64_t v : pids) {
-    if (v <= 0 || v > 4194304) {  // PID_MAX_LIMIT
-      return config_error("pids", detail::concat(v, " is not a valid process id (1 to 4194304)"));
-    }
-    s.pids.push_back(static_cast<std::uint32_t>(v));
-  }
-  TH_ASSIGN_OR_RETURN(s.comms, cfg.strings("comms"));
-  for (const auto& comm : s.comms) {
-    if (comm.empty()) return config_error("comms", "empty process name");
-    if (comm.size() > kCommMax) {
-      return config_error(
-          "comms", detail::concat("'", comm, "' has ", comm.size(),
-                                  " characters but the kernel keeps only the first ", kCommMax,
-                                  " of a process name, so it never matches; use '",
-                                  comm.substr(0, kCommMax), "'"));
-    }
-  }
-  TH_ASSIGN_OR_RETURN(std::string cgroup, cfg.str("cgroup"));
-  if (!cgroup.empty()) {
-    TH_ASSIGN_OR_RETURN(CgroupTarget target, resolve_cgroup("cpu_profile", cgroup));
-    s.cgroup = target;
-  }
-
+  TH_ASSIGN_OR_RETURN(s.tasks, read_task_filter(cfg, "cpu_profile", kCpuProfileFilters));
   TH_ASSIGN_OR_RETURN(s.include_idle, cfg.boolean("include_idle"));
   TH_ASSIGN_OR_RETURN(std::string mode, cfg.str("mode"));
   if (mode == "both") {
@@ -158,8 +133,6 @@ Result<Settings> read_settings(const Host& host) {
   TH_ASSIGN_OR_RETURN(std::uint64_t max_stacks, cfg.u64("max_stacks"));
   s.max_stacks = static_cast<std::uint32_t>(max_stacks);
 
-  TH_ASSIGN_OR_RETURN(bool exclude_self, cfg.boolean("exclude_self"));
-  if (exclude_self && cfg.host_exclude_self()) s.self_tgid = static_cast<std::uint32_t>(::getpid());
   return s;
 }
 
@@ -213,14 +186,7 @@ class CpuProfilePlugin final : public Plugin {
                     .choices({"production", "staging", "development", "debug"}));
     k.push_back(ConfigKey::u64("window_s", 10, "seconds per profile window (one file each)")
                     .range(1, 86400));
-    k.push_back(ConfigKey::ints("pids", "only these process ids (filtered in the kernel)")
-                    .range(1, 4194304));
-    k.push_back(ConfigKey::strings("comms",
-                                   "only these process names, at most 15 characters (filtered "
-                                   "in the kernel)"));
-    k.push_back(ConfigKey::str("cgroup", "",
-                               "only tasks in this cgroup v2 directory or below it (absolute or "
-                               "relative to the cgroup2 mount); empty = all"));
+    add_task_filter_keys(k, kCpuProfileFilters & ~unsigned{kFilterExcludeSelf});
     k.push_back(ConfigKey::boolean("include_idle", false,
                                    "also count samples of the idle task (pid 0, 'swapper/N')"));
     k.push_back(ConfigKey::str("mode", "both", "stacks to record: user, kernel or both")
@@ -240,7 +206,7 @@ class CpuProfilePlugin final : public Plugin {
                                "distinct stacks per window in the kernel (1016 bytes each, two "
                                "windows); more are lost and counted")
                     .range(64, 1 << 20));
-    k.push_back(ConfigKey::boolean("exclude_self", true, "skip the host's own process"));
+    add_task_filter_keys(k, kFilterExcludeSelf);
     return k;
   }
 
@@ -266,7 +232,7 @@ class CpuProfilePlugin final : public Plugin {
     TH_ASSIGN_OR_RETURN(BpfObject obj, host.bpf().open("cpu_profile", embedded::cpu_profile_bpf()));
     TH_TRY(configure(obj, s));
     TH_TRY(obj.load());
-    TH_TRY(fill_filters(obj, s));
+    TH_TRY(fill_task_filter(obj, s.tasks));
     TH_ASSIGN_OR_RETURN(Map control, obj.map("control"));
     TH_ASSIGN_OR_RETURN(Map counts0, obj.map("counts_0"));
     TH_ASSIGN_OR_RETURN(Map counts1, obj.map("counts_1"));
@@ -304,7 +270,7 @@ class CpuProfilePlugin final : public Plugin {
                     : s.mode == TH_CPU_PROFILE_MODE_KERNEL ? "kernel"
                                                            : "user+kernel",
                     s.include_idle ? "; idle included" : "",
-                    s.self_tgid != 0 ? "; excluding the host's own pid" : "");
+                    s.tasks.self_tgid != 0 ? "; excluding the host's own pid" : "");
     return ok();
   }
 
@@ -326,19 +292,7 @@ class CpuProfilePlugin final : public Plugin {
 
   static Status configure(const BpfObject& obj, const Settings& s) {
     auto u32 = [](bool b) { return static_cast<std::uint32_t>(b ? 1 : 0); };
-    TH_TRY(obj.set_rodata("th_filter_self_tgid", s.self_tgid));
-    TH_TRY(obj.set_rodata("th_filter_use_pids", u32(!s.pids.empty())));
-    TH_TRY(obj.set_rodata("th_filter_use_tids", 0u));
-    TH_TRY(obj.set_rodata("th_filter_use_comms", u32(!s.comms.empty())));
-    TH_TRY(obj.set_rodata("th_filter_cgroup_id", s.cgroup ? s.cgroup->id : std::uint64_t{0}));
-    TH_TRY(obj.set_rodata("th_filter_cgroup_level", s.cgroup ? s.cgroup->level : 0u));
-    auto set_size = [&](std::string_view map, std::size_t n) {
-      return obj.set_max_entries(map, static_cast<std::uint32_t>(std::max<std::size_t>(n, 1)));
-    };
-    TH_TRY(set_size("th_filter_pids", s.pids.size()));
-    TH_TRY(set_size("th_filter_tids", 0));
-    TH_TRY(set_size("th_filter_comms", s.comms.size()));
-
+    TH_TRY(configure_task_filter(obj, s.tasks));
     TH_TRY(obj.set_rodata("mode", s.mode));
     TH_TRY(obj.set_rodata("include_idle", u32(s.include_idle)));
     TH_TRY(obj.set_rodata("per_thread", u32(s.per_thread)));
@@ -346,23 +300,6 @@ class CpuProfilePlugin final : public Plugin {
     TH_TRY(obj.set_max_entries("counts_1", s.max_keys));
     TH_TRY(obj.set_max_entries("stacks_0", s.max_stacks));
     TH_TRY(obj.set_max_entries("stacks_1", s.max_stacks));
-    return ok();
-  }
-
-  static Status fill_filters(const BpfObject& obj, const Settings& s) {
-    const std::uint8_t one = 1;
-    if (!s.pids.empty()) {
-      TH_ASSIGN_OR_RETURN(Map pids, obj.map("th_filter_pids"));
-      for (std::uint32_t pid : s.pids) TH_TRY(pids.update(pid, one));
-    }
-    if (!s.comms.empty()) {
-      TH_ASSIGN_OR_RETURN(Map comms, obj.map("th_filter_comms"));
-      for (const auto& comm : s.comms) {
-        std::array<char, TH_COMM_LEN> key{};  // NUL-padded, as th_task_comm() writes it
-        std::memcpy(key.data(), comm.data(), std::min(comm.size(), kCommMax));
-        TH_TRY(comms.update(key, one));
-      }
-    }
     return ok();
   }
 

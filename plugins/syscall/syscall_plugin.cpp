@@ -22,8 +22,8 @@
 #include <string_view>
 #include <vector>
 
-#include "tracehost/cgroup.hpp"
 #include "tracehost/sdk.hpp"
+#include "tracehost/task_filter.hpp"
 
 #include "syscall.bpf.embed.h"
 #include "syscall.h"
@@ -59,7 +59,6 @@ constexpr std::string_view kTopicFailed = "syscall.failed";
 constexpr std::string_view kTopicSlow = "syscall.slow";
 
 constexpr std::uint32_t kNoSyscall = 0xffffffffu;
-constexpr std::size_t kCommMax = TH_COMM_LEN - 1;         // the kernel keeps 15 characters
 
 std::string_view arch_name(Arch arch) { return arch == Arch::kX86_64 ? "x86_64" : "arm64"; }
 
@@ -71,14 +70,10 @@ Error config_error(std::string_view key, std::string message) {
 
 struct Settings {
   std::uint32_t per_process = TH_SYSCALL_PER_PROCESS_COMM;
-  std::vector<std::uint32_t> pids;
-  std::vector<std::uint32_t> tids;
-  std::vector<std::string> comms;
-  std::optional<CgroupTarget> cgroup;
+  TaskFilter tasks;
   std::vector<std::uint32_t> syscall_ids;  // empty: all
   bool failed_only = false;
   std::uint64_t min_latency_ns = 0;
-  std::uint32_t self_tgid = 0;  // 0: the host is traced too
   bool exec = true;
   bool open = false;
   bool failed = false;
@@ -88,18 +83,6 @@ struct Settings {
   std::uint32_t process_map_entries = 0;
 };
 
-
-Result<std::vector<std::uint32_t>> read_ids(const Config& cfg, std::string_view key) {
-  TH_ASSIGN_OR_RETURN(std::vector<std::int64_t> values, cfg.ints(key));
-  std::vector<std::uint32_t> out;
-  for (std::int64_t v : values) {
-    if (v <= 0 || v > 4194304) {  // PID_MAX_LIMIT
-      return config_error(key, detail::concat(v, " is not a valid id (1 to 4194304)"));
-    }
-    out.push_back(static_cast<std::uint32_t>(v));
-  }
-  return out;
-}
 
 Result<Settings> read_settings(const Host& host) {
   const Config cfg = host.config();
@@ -118,25 +101,7 @@ Result<Settings> read_settings(const Host& host) {
                         detail::concat("'", per_process, "' is not one of comm, pid, off"));
   }
 
-  TH_ASSIGN_OR_RETURN(s.pids, read_ids(cfg, "pids"));
-  TH_ASSIGN_OR_RETURN(s.tids, read_ids(cfg, "tids"));
-  TH_ASSIGN_OR_RETURN(s.comms, cfg.strings("comms"));
-  for (const auto& comm : s.comms) {
-    if (comm.empty()) return config_error("comms", "empty process name");
-    if (comm.size() > kCommMax) {
-      return config_error(
-          "comms", detail::concat("'", comm, "' has ", comm.size(),
-                                  " characters but the kernel keeps only the first ", kCommMax,
-                                  " of a process name, so it never matches; use '",
-                                  comm.substr(0, kCommMax), "'"));
-    }
-  }
-
-  TH_ASSIGN_OR_RETURN(std::string cgroup, cfg.str("cgroup"));
-  if (!cgroup.empty()) {
-    TH_ASSIGN_OR_RETURN(CgroupTarget target, resolve_cgroup("syscall", cgroup));
-    s.cgroup = target;
-  }
+  TH_ASSIGN_OR_RETURN(s.tasks, read_task_filter(cfg, "syscall", kFilterAll));
 
   TH_ASSIGN_OR_RETURN(std::vector<std::string> names, cfg.strings("syscalls"));
   for (const auto& name : names) {
@@ -160,13 +125,6 @@ Result<Settings> read_settings(const Host& host) {
   TH_ASSIGN_OR_RETURN(s.failed_only, cfg.boolean("failed_only"));
   TH_ASSIGN_OR_RETURN(std::uint64_t min_latency_us, cfg.u64("min_latency_us"));
   s.min_latency_ns = min_latency_us * 1000;
-
-  // the host's own pid is skipped unless the plugin or [host] exclude_self says otherwise
-  TH_ASSIGN_OR_RETURN(bool exclude_self, cfg.boolean("exclude_self"));
-  if (auto host_wide = cfg.boolean("host.exclude_self"); host_wide.ok() && !*host_wide) {
-    exclude_self = false;
-  }
-  if (exclude_self) s.self_tgid = static_cast<std::uint32_t>(::getpid());
 
   TH_ASSIGN_OR_RETURN(s.exec, cfg.boolean("exec"));
   TH_ASSIGN_OR_RETURN(s.open, cfg.boolean("open"));
@@ -319,24 +277,14 @@ class SyscallPlugin final : public Plugin {
                                "per-process metrics keyed by process name, by pid (+ name), or "
                                "off (cheapest)")
                     .choices({"comm", "pid", "off"}));
-    k.push_back(ConfigKey::ints("pids", "only these process ids (filtered in the kernel)")
-                    .range(1, 4194304));
-    k.push_back(ConfigKey::ints("tids", "only these thread ids (filtered in the kernel)")
-                    .range(1, 4194304));
-    k.push_back(ConfigKey::strings("comms",
-                                   "only these process names, at most 15 characters "
-                                   "(filtered in the kernel)"));
-    k.push_back(ConfigKey::str("cgroup", "",
-                               "only tasks in this cgroup v2 directory or below it (absolute or "
-                               "relative to the cgroup2 mount); empty = all"));
+    add_task_filter_keys(k, kFilterPids | kFilterTids | kFilterComms | kFilterCgroup);
     k.push_back(ConfigKey::strings("syscalls", "only these syscalls, by name; empty = all"));
     k.push_back(ConfigKey::boolean("failed_only", false,
                                    "only record syscalls that return -errno (metrics and events)"));
     k.push_back(ConfigKey::u64("min_latency_us", 0,
                                "only record syscalls at least this slow (metrics and events)")
                     .range(0, 3.6e9));
-    k.push_back(ConfigKey::boolean("exclude_self", true,
-                                   "skip the host's own process (avoids feedback from sinks)"));
+    add_task_filter_keys(k, kFilterExcludeSelf);
     k.push_back(ConfigKey::boolean("exec", true, "emit syscall.exec events"));
     k.push_back(ConfigKey::boolean("open", false, "emit syscall.open events"));
     k.push_back(ConfigKey::boolean("failed", false,
@@ -390,7 +338,7 @@ class SyscallPlugin final : public Plugin {
     TH_ASSIGN_OR_RETURN(BpfObject obj, host.bpf().open("syscall", embedded::syscall_bpf()));
     TH_TRY(configure(obj, s, table));
     TH_TRY(obj.load());
-    TH_TRY(fill_filters(obj, s));
+    TH_TRY(fill_task_filter(obj, s.tasks));
     TH_TRY(bind_topics(host, obj, s));
     TH_TRY(bind_metrics(host, obj, s));
     // exit first: an exit without a recorded entry is ignored, an entry without exit is not
@@ -406,7 +354,7 @@ class SyscallPlugin final : public Plugin {
                     "; events:", s.exec ? " exec" : "", s.open ? " open" : "",
                     s.failed ? " failed" : "", s.slow_threshold_ns != 0 ? " slow" : "",
                     (!s.exec && !s.open && !s.failed && s.slow_threshold_ns == 0) ? " none" : "",
-                    s.self_tgid != 0 ? "; excluding the host's own pid" : "");
+                    s.tasks.self_tgid != 0 ? "; excluding the host's own pid" : "");
     return ok();
   }
 
@@ -443,19 +391,7 @@ class SyscallPlugin final : public Plugin {
   static Status configure(const BpfObject& obj, const Settings& s,
                           std::span<const th_enum_entry> table) {
     auto u32 = [](bool b) { return static_cast<std::uint32_t>(b ? 1 : 0); };
-    // filters.bpf.h
-    TH_TRY(obj.set_rodata("th_filter_self_tgid", s.self_tgid));
-    TH_TRY(obj.set_rodata("th_filter_use_pids", u32(!s.pids.empty())));
-    TH_TRY(obj.set_rodata("th_filter_use_tids", u32(!s.tids.empty())));
-    TH_TRY(obj.set_rodata("th_filter_use_comms", u32(!s.comms.empty())));
-    TH_TRY(obj.set_rodata("th_filter_cgroup_id", s.cgroup ? s.cgroup->id : std::uint64_t{0}));
-    TH_TRY(obj.set_rodata("th_filter_cgroup_level", s.cgroup ? s.cgroup->level : 0u));
-    auto set_size = [&](std::string_view map, std::size_t n) {
-      return obj.set_max_entries(map, static_cast<std::uint32_t>(std::max<std::size_t>(n, 1)));
-    };
-    TH_TRY(set_size("th_filter_pids", s.pids.size()));
-    TH_TRY(set_size("th_filter_tids", s.tids.size()));
-    TH_TRY(set_size("th_filter_comms", s.comms.size()));
+    TH_TRY(configure_task_filter(obj, s.tasks));
 
     // syscall.bpf.c
     std::array<std::uint8_t, TH_SYSCALL_MAX_ID> traced{};
@@ -485,27 +421,6 @@ class SyscallPlugin final : public Plugin {
     TH_TRY(obj.set_max_entries("slow_events", ring(s.slow_threshold_ns != 0)));
     TH_TRY(obj.set_max_entries(
         "process_stats", s.per_process == TH_SYSCALL_PER_PROCESS_OFF ? 1u : s.process_map_entries));
-    return ok();
-  }
-
-  static Status fill_filters(const BpfObject& obj, const Settings& s) {
-    const std::uint8_t one = 1;
-    if (!s.pids.empty()) {
-      TH_ASSIGN_OR_RETURN(Map pids, obj.map("th_filter_pids"));
-      for (std::uint32_t pid : s.pids) TH_TRY(pids.update(pid, one));
-    }
-    if (!s.tids.empty()) {
-      TH_ASSIGN_OR_RETURN(Map tids, obj.map("th_filter_tids"));
-      for (std::uint32_t tid : s.tids) TH_TRY(tids.update(tid, one));
-    }
-    if (!s.comms.empty()) {
-      TH_ASSIGN_OR_RETURN(Map comms, obj.map("th_filter_comms"));
-      for (const auto& comm : s.comms) {
-        std::array<char, TH_COMM_LEN> key{};  // NUL-padded, as bpf_get_current_comm writes it
-        std::memcpy(key.data(), comm.data(), std::min(comm.size(), kCommMax));
-        TH_TRY(comms.update(key, one));
-      }
-    }
     return ok();
   }
 

@@ -29,101 +29,12 @@
 #include <gtest/gtest.h>
 
 #include "common/bpf_guard.hpp"
+#include "common/host_harness.hpp"
 
 namespace tracehost::testing {
 namespace {
 
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/tracehost-cpu-profile-XXXXXX";
-    const char* p = ::mkdtemp(tmpl);
-    if (p == nullptr) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-int free_tcp_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
-// GET http://127.0.0.1:port/metrics; the body on status 200.
-std::optional<std::string> scrape(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::nullopt;
-  timeval tv{2, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  std::string resp;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    resp.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  auto end = resp.find("\r\n\r\n");
-  const auto status_end = resp.find("\r\n");
-  if (end == std::string::npos || resp.substr(0, status_end).find(" 200") == std::string::npos) {
-    return std::nullopt;
-  }
-  return resp.substr(end + 4);
-}
-
-// The value of the unlabelled sample `series` in a scrape.
-std::optional<double> metric(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.compare(0, series.size() + 1, series + " ") == 0) {
-      return std::strtod(line.c_str() + series.size() + 1, nullptr);
-    }
-  }
-  return std::nullopt;
-}
 
 // A child named `comm` spinning on the CPU until killed.
 class Burner {
@@ -149,65 +60,6 @@ class Burner {
 
  private:
   pid_t pid_ = -1;
-};
-
-// `tracehost run --duration N` as a child process, output in a log file.
-class HostProcess {
- public:
-  HostProcess(const fs::path& config, const fs::path& log, int duration_s) : log_(log) {
-    const std::string bin = std::string(TRACEHOST_TEST_BIN_DIR) + "/tracehost";
-    const std::string duration = std::to_string(duration_s);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      ::execl(bin.c_str(), bin.c_str(), "run", "--config", config.c_str(), "--plugin-dir",
-              TRACEHOST_TEST_PLUGIN_DIR, "--duration", duration.c_str(),
-              static_cast<char*>(nullptr));
-      std::fprintf(stderr, "exec %s: %s\n", bin.c_str(), std::strerror(errno));
-      ::_exit(127);
-    }
-  }
-  ~HostProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  HostProcess(const HostProcess&) = delete;
-  HostProcess& operator=(const HostProcess&) = delete;
-
-  bool running() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == 0) return true;
-    pid_ = -1;
-    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return false;
-  }
-  // Exit code once it ended within `timeout`; -1 (after SIGKILL) otherwise.
-  int wait(std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (running()) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-        pid_ = -1;
-        return -1;
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    return exit_code_;
-  }
-  [[nodiscard]] std::string log() const { return read_file(log_); }
-
- private:
-  pid_t pid_ = -1;
-  fs::path log_;
-  int exit_code_ = -1;
 };
 
 struct Window {
@@ -248,7 +100,7 @@ std::vector<Window> read_windows(const fs::path& dir) {
 
 TEST(CpuProfilePlugin, WritesWindowsWithTheBusyChild) {
   TRACEHOST_REQUIRE_BPF_PRIVILEGES();
-  TempDir dir;
+  TempDir dir("tracehost-cpu-profile");
   const fs::path out = dir.path() / "profiles";
   const int port = free_tcp_port();
   ASSERT_GT(port, 0);
@@ -267,26 +119,26 @@ TEST(CpuProfilePlugin, WritesWindowsWithTheBusyChild) {
   Burner burner(comm);
   ASSERT_GT(burner.pid(), 0);
   // 3 s of sampling, plus time to start
-  HostProcess host(config, dir.path() / "host.log", 4);
+  auto host = HostProcess::start(config, dir.path() / "host.log", 4);
+  ASSERT_NE(host, nullptr);
 
   // metrics while it runs: at least one window written, samples counted
   std::optional<double> windows, samples;
   auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (std::chrono::steady_clock::now() < deadline && host.running()) {
-    if (auto body = scrape(port)) {
-      windows = metric(*body, "tracehost_cpu_profile_windows_written_total");
-      samples = metric(*body, "tracehost_cpu_profile_samples_total");
-      if (windows.value_or(0) >= 1) break;
-    }
+  while (std::chrono::steady_clock::now() < deadline && host->running()) {
+    const auto m = scrape(port);
+    windows = metric(m, "tracehost_cpu_profile_windows_written_total");
+    samples = metric(m, "tracehost_cpu_profile_samples_total");
+    if (windows.value_or(0) >= 1) break;
     std::this_thread::sleep_for(200ms);
   }
-  EXPECT_GE(windows.value_or(0), 1) << host.log();
-  EXPECT_GT(samples.value_or(0), 0) << host.log();
+  EXPECT_GE(windows.value_or(0), 1) << host->log();
+  EXPECT_GT(samples.value_or(0), 0) << host->log();
 
-  ASSERT_EQ(host.wait(30s), 0) << host.log();
-  ASSERT_TRUE(fs::is_directory(out)) << host.log();
+  ASSERT_EQ(host->wait(30s), std::optional<int>(0)) << host->log();
+  ASSERT_TRUE(fs::is_directory(out)) << host->log();
   const auto files = read_windows(out);
-  ASSERT_GE(files.size(), 1u) << host.log();
+  ASSERT_GE(files.size(), 1u) << host->log();
 
   std::uint64_t child_samples = 0;
   std::size_t windows_with_child = 0;
@@ -302,10 +154,10 @@ TEST(CpuProfilePlugin, WritesWindowsWithTheBusyChild) {
     EXPECT_EQ(w.samples_by_comm.count("tracehost"), 0u) << w.path;
     EXPECT_EQ(w.samples_by_comm.count("swapper/0"), 0u) << w.path;
   }
-  EXPECT_GE(windows_with_child, 1u) << host.log();
+  EXPECT_GE(windows_with_child, 1u) << host->log();
   // a CPU-bound child over ~3 s at 99 Hz: ~300 samples on an idle CPU, well above 20 even when
   // other builds share the cores
-  EXPECT_GE(child_samples, 20u) << host.log();
+  EXPECT_GE(child_samples, 20u) << host->log();
 
   // its user stack is in the folded lines: raw hex addresses below the comm
   bool has_user_frame = false;
@@ -322,7 +174,7 @@ TEST(CpuProfilePlugin, WritesWindowsWithTheBusyChild) {
 // comms filters in the kernel: only the named process appears.
 TEST(CpuProfilePlugin, CommFilterKeepsOnlyThatProcess) {
   TRACEHOST_REQUIRE_BPF_PRIVILEGES();
-  TempDir dir;
+  TempDir dir("tracehost-cpu-profile");
   const fs::path out = dir.path() / "profiles";
   char comm[16];
   std::snprintf(comm, sizeof(comm), "thonly%d", static_cast<int>(::getpid() % 100000));
@@ -340,10 +192,11 @@ TEST(CpuProfilePlugin, CommFilterKeepsOnlyThatProcess) {
 
   Burner wanted(comm);
   Burner unwanted(other);
-  HostProcess host(config, dir.path() / "host.log", 3);
-  ASSERT_EQ(host.wait(30s), 0) << host.log();
+  auto host = HostProcess::start(config, dir.path() / "host.log", 3);
+  ASSERT_NE(host, nullptr);
+  ASSERT_EQ(host->wait(30s), std::optional<int>(0)) << host->log();
   const auto files = read_windows(out);
-  ASSERT_GE(files.size(), 1u) << host.log();
+  ASSERT_GE(files.size(), 1u) << host->log();
   std::uint64_t samples = 0;
   for (const auto& w : files) {
     for (const auto& [name, n] : w.samples_by_comm) {
