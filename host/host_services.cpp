@@ -810,7 +810,7 @@ Status PluginContext::metric_update(th_metric* metric, const char* const* label_
                                     size_t label_count, int32_t op, double value) {
   TH_ASSIGN_OR_RETURN(MetricId id, metric_of(metric));
   if (label_count > 0 && label_values == nullptr) return null_arg("label_values");
-  if (op < TH_METRIC_ADD || op > TH_METRIC_OBSERVE) {
+  if (op < TH_METRIC_ADD || op > TH_METRIC_REMOVE) {
     return Error(ErrorKind::kInvalidArgument,
                  "metric op " + std::to_string(op) + " is not a th_metric_op", EINVAL);
   }

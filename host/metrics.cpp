@@ -261,12 +261,16 @@ struct MetricRegistry::Binding {
         return name.empty() ? std::to_string(v) : std::string(name);
       }
       case TH_KEY_IP: {
+        // 16 bytes holding an IPv4-mapped address (::ffff:a.b.c.d) render as plain IPv4, so
+        // a key can carry both families in one field
+        static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        const bool mapped = l.size == 16 && std::memcmp(p, kMapped, sizeof(kMapped)) == 0;
         std::string out;
         th_field f{};
-        f.type = l.size == 4 ? TH_FIELD_IPV4 : TH_FIELD_IPV6;
-        f.size = l.size;
+        f.type = l.size == 4 || mapped ? TH_FIELD_IPV4 : TH_FIELD_IPV6;
+        f.size = mapped ? 4 : l.size;
         th_event_schema s{};
-        append_field_text(out, s, f, p, l.size);
+        append_field_text(out, s, f, mapped ? p + 12 : p, f.size);
         return out;
       }
       default:
@@ -414,7 +418,9 @@ Status MetricRegistry::update(MetricId id, std::span<const std::string_view> lab
       if (value < 0) return err("counters cannot decrease (ADD of a negative value)");
       break;
     case MetricType::kGauge:
-      if (op != MetricOp::kAdd && op != MetricOp::kSet) return err("gauges support ADD and SET");
+      if (op != MetricOp::kAdd && op != MetricOp::kSet && op != MetricOp::kRemove) {
+        return err("gauges support ADD, SET and REMOVE");
+      }
       break;
     case MetricType::kHistogram:
       if (op != MetricOp::kObserve) return err("histograms only support OBSERVE");
@@ -423,6 +429,11 @@ Status MetricRegistry::update(MetricId id, std::span<const std::string_view> lab
   LabelKey key;
   key.reserve(label_values.size());
   for (auto v : label_values) key.push_back(valid_utf8(v));
+  if (op == MetricOp::kRemove) {
+    std::lock_guard lock(fam->mu);
+    fam->fed.erase(key);
+    return ok();
+  }
   bool folded = false;
   {
     std::lock_guard lock(fam->mu);
@@ -444,6 +455,8 @@ Status MetricRegistry::update(MetricId id, std::span<const std::string_view> lab
         break;
       case MetricOp::kSet:
         s.value = value;
+        break;
+      case MetricOp::kRemove:  // handled above
         break;
       case MetricOp::kObserve: {
         auto pos = std::lower_bound(fam->bounds.begin(), fam->bounds.end(), value);

@@ -94,7 +94,12 @@ Result<std::unique_ptr<MapReader>> make_map_reader(MapRef map);
 
 using MetricId = std::uint64_t;  // 0 is never a valid id
 
-enum class MetricOp { kAdd = TH_METRIC_ADD, kSet = TH_METRIC_SET, kObserve = TH_METRIC_OBSERVE };
+enum class MetricOp {
+  kAdd = TH_METRIC_ADD,
+  kSet = TH_METRIC_SET,
+  kObserve = TH_METRIC_OBSERVE,
+  kRemove = TH_METRIC_REMOVE,
+};
 
 class MetricRegistry {
  public:
@@ -111,7 +116,7 @@ class MetricRegistry {
   [[nodiscard]] std::optional<MetricId> find(std::string_view name) const;
 
   // label_values: one per label name, in order. ADD on counters needs value >= 0; SET only on
-  // gauges; OBSERVE only on histograms.
+  // gauges; OBSERVE only on histograms; REMOVE (gauges) drops that series if it exists.
   Status update(MetricId id, std::span<const std::string_view> label_values, MetricOp op,
                 double value);
   Status update(MetricId id, std::span<const std::string> label_values, MetricOp op, double value);

@@ -16,6 +16,9 @@ BUILD_PKGS=(
   prometheus-cpp-dev libcpp-httplib-dev libcurl4-openssl-dev nlohmann-json3-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   iproute2 clang-format clang-tidy
+  # independent readers and network tools the tests use: `go tool pprof` reads the cpu_profile
+  # plugin's pprof files, xmllint checks its SVGs, nft drops packets in the network tests
+  golang-go libxml2-utils nftables
 )
 # Optional: each is installed only when apt knows it (checked with apt-cache policy).
 BENCH_PKGS=(bpftrace libbpf-tools linux-perf prometheus)

@@ -85,8 +85,17 @@ std::string series_key(const FamilySnapshot& f, const SeriesSnapshot& s) {
 
 bool is_seconds(const std::string& name) { return name.ends_with("_seconds"); }
 
+// "_ratio" families hold 0..1 by Prometheus convention: shown as a percentage
+std::string format_percent(double ratio) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f%%", ratio * 100.0);
+  return buf;
+}
+
 std::string format_amount(const FamilySnapshot& f, double v) {
-  return is_seconds(f.name) ? format_duration_seconds(v) : format_count(v);
+  if (is_seconds(f.name)) return format_duration_seconds(v);
+  if (std::string_view(f.name).ends_with("_ratio")) return format_percent(v);
+  return format_count(v);
 }
 
 bool family_selected(const std::vector<std::string>& globs, const std::string& name) {

@@ -11,8 +11,13 @@
  * preemption disabled), then reads and clears the old generation at leisure while new samples
  * go to the other one. Keeping stacks per generation means clearing a drained stack map can never
  * remove a stack the live window still refers to.
+ *
+ * Processes to symbolise: the first sample of a process in each window is announced on the
+ * `process_events` ring (topic cpu_profile.process), so the plugin reads its memory map while it
+ * lives instead of at the end of the window, when a short-lived process may be gone.
  */
 #include "tracehost/common.bpf.h"
+#include "tracehost/events.bpf.h"
 #include "tracehost/filters.bpf.h"
 
 #include "cpu_profile.h"
@@ -24,7 +29,7 @@ const volatile __u32 mode = TH_CPU_PROFILE_MODE_BOTH;
 const volatile __u32 include_idle = 0; /* count the idle task (pid 0) */
 const volatile __u32 per_thread = 0;   /* key by thread id too */
 
-/* [0]: the generation (0 or 1) samples go to; written by the plugin */
+/* [0]: the window number, written by the plugin; samples go to generation (number & 1) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -54,6 +59,16 @@ TH_COUNTS_MAP(counts_0);
 TH_COUNTS_MAP(counts_1);
 TH_STACK_MAP(stacks_0);
 TH_STACK_MAP(stacks_1);
+
+/* tgid -> number of the window it was last announced in; sized by the plugin */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+} announced SEC(".maps");
+
+TH_RINGBUF(process_events, 64 * 1024);
 
 /* samples and losses by TH_CPU_PROFILE_STAT_* */
 struct {
@@ -102,7 +117,7 @@ int cpu_profile_sample(struct bpf_perf_event_data *ctx)
 	struct task_struct *task = bpf_get_current_task_btf();
 	/* 8-byte aligned: th_task_comm() stores words */
 	struct cpu_profile_key key __attribute__((aligned(8)));
-	__u32 zero = 0, gen;
+	__u32 zero = 0, gen, window;
 	__u32 *genp;
 	__u64 one = 1, *count;
 	long id;
@@ -118,7 +133,28 @@ int cpu_profile_sample(struct bpf_perf_event_data *ctx)
 	count_stat(TH_CPU_PROFILE_STAT_SAMPLES);
 
 	genp = bpf_map_lookup_elem(&control, &zero);
-	gen = genp ? (*genp & 1) : 0;
+	window = genp ? *genp : 0;
+	gen = window & 1;
+
+	/* user stacks are symbolised on the host: announce the process once per window (kernel
+	 * threads have no user memory to read) */
+	if (mode != TH_CPU_PROFILE_MODE_KERNEL && task->mm) {
+		__u32 tgid = task->tgid;
+		__u32 *last = bpf_map_lookup_elem(&announced, &tgid);
+
+		if (!last || *last != window) {
+			struct cpu_profile_process_event *ev;
+
+			bpf_map_update_elem(&announced, &tgid, &window, BPF_ANY);
+			ev = TH_RESERVE(process_events, struct cpu_profile_process_event);
+			if (ev) {
+				th_fill_header(&ev->hdr, bpf_get_current_pid_tgid());
+				ev->window = window;
+				ev->pad = 0;
+				TH_SUBMIT(process_events, ev);
+			}
+		}
+	}
 
 	key.pid = task->tgid;
 	key.tid = per_thread ? task->pid : 0;

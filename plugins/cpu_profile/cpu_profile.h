@@ -40,4 +40,12 @@ struct cpu_profile_key {
   char comm[TH_COMM_LEN];
 }; /* 32 bytes */
 
+/* record of the process_events ring (topic cpu_profile.process): a process's first sample in a
+ * window */
+struct cpu_profile_process_event {
+  struct th_event_header hdr;
+  __u32 window; /* the window number (control[0]) */
+  __u32 pad;
+}; /* 56 bytes */
+
 #endif /* TRACEHOST_CPU_PROFILE_H */

@@ -1,16 +1,17 @@
-// The cpu_profile plugin, sampling side: a SEC("perf_event") program on the software cpu-clock of
-// every online CPU counts (process, user stack, kernel stack) in the kernel; a plugin thread
-// drains the counts every window_s seconds and writes them as folded stacks.
+// The cpu_profile plugin: a SEC("perf_event") program on the software cpu-clock of every online
+// CPU counts (process, user stack, kernel stack) in the kernel; a plugin thread drains the counts
+// every window_s seconds, symbolises them (symbolizer/) and writes the window as pprof, folded
+// stacks and a flame graph SVG (formats/, window.hpp), keeping the newest keep_windows windows.
 //
 // Windows are double-buffered in the kernel (cpu_profile.bpf.c): the thread flips the generation
 // the program writes to, lets the programs still running on the old one finish, then reads and
 // clears the old generation while new samples land in the other. Nothing sampled during a drain
 // is lost.
 //
-// For now frames are raw hex addresses (kernel frames suffixed "_[k]", as flamegraph.pl expects);
-// symbolisation and the pprof / SVG writers come from the symbolizer/ and formats/ libraries.
-#include <sys/stat.h>
-#include <sys/statfs.h>
+// Processes are symbolised from snapshots of their memory maps taken while they live: the BPF
+// program announces each process's first sample of a window on the cpu_profile.process topic and
+// the thread snapshots it right away, so a process that exits before the window ends still gets
+// named frames. Snapshots of processes not sampled for two windows are dropped.
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,13 +23,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <map>
+#include <set>
 #include <mutex>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -39,6 +38,7 @@
 
 #include "cpu_profile.bpf.embed.h"
 #include "cpu_profile.h"
+#include "window.hpp"
 
 namespace tracehost::cpu_profile {
 namespace {
@@ -54,8 +54,9 @@ using Stack = std::array<std::uint64_t, TH_CPU_PROFILE_MAX_DEPTH>;
 
 // pids, comms, cgroup, exclude_self: no thread filter, samples of a process's threads go together
 constexpr unsigned kCpuProfileFilters = kFilterPids | kFilterComms | kFilterCgroup | kFilterExcludeSelf;
-constexpr std::string_view kFilePrefix = "cpu_profile-";
-constexpr std::string_view kFileSuffix = ".folded";
+constexpr std::string_view kTopicProcess = "cpu_profile.process";
+// Snapshots of processes not sampled for this many windows are dropped.
+constexpr std::uint64_t kForgetAfterWindows = 2;
 // Time for programs that read the old generation before a flip to finish with it: they run for
 // microseconds, with preemption disabled, so this is generous.
 constexpr auto kFlipGrace = std::chrono::milliseconds(20);
@@ -75,6 +76,8 @@ struct Settings {
   bool per_thread = false;
   fs::path output_dir;
   std::uint64_t keep_windows = 0;
+  unsigned formats = 0;           // OutputFormat bits
+  std::uint64_t top_functions = 0;
   std::uint32_t max_keys = 0;
   std::uint32_t max_stacks = 0;
 };
@@ -128,6 +131,17 @@ Result<Settings> read_settings(const Host& host) {
   if (out.empty()) return config_error("output_dir", "empty; give a directory for the profiles");
   s.output_dir = out;
   TH_ASSIGN_OR_RETURN(s.keep_windows, cfg.u64("keep_windows"));
+  TH_ASSIGN_OR_RETURN(std::vector<std::string> formats, cfg.strings("formats"));
+  if (formats.empty()) s.formats = kFormatPprof | kFormatFolded | kFormatSvg;
+  for (const auto& f : formats) {
+    const unsigned bit = parse_output_format(f);
+    if (bit == 0) {
+      return config_error("formats",
+                          detail::concat("'", f, "' is not one of pprof, folded, svg"));
+    }
+    s.formats |= bit;
+  }
+  TH_ASSIGN_OR_RETURN(s.top_functions, cfg.u64("top_functions"));
   TH_ASSIGN_OR_RETURN(std::uint64_t max_keys, cfg.u64("max_keys"));
   s.max_keys = static_cast<std::uint32_t>(max_keys);
   TH_ASSIGN_OR_RETURN(std::uint64_t max_stacks, cfg.u64("max_stacks"));
@@ -152,24 +166,56 @@ Status prepare_output_dir(const fs::path& dir) {
   return ok();
 }
 
-// "20261125T152300Z"
-std::string utc_stamp(std::chrono::system_clock::time_point t) {
-  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
-
-std::string hex(std::uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 const std::array<std::string_view, TH_CPU_PROFILE_STAT_COUNT> kStatReason = {
     "", "stack_collision", "stack_map_full", "count_map_full"};
+
+static_assert(sizeof(cpu_profile_process_event) == 56);
+static_assert(offsetof(cpu_profile_process_event, window) == 48);
+
+EventSchema process_schema() {
+  using E = cpu_profile_process_event;
+  using H = th_event_header;
+  std::vector<FieldData> f;
+  f.push_back(field<&E::hdr, &H::timestamp_ns>("timestamp", FieldType::kTimestampNs)
+                  .doc("time of the sample")
+                  .data());
+  f.push_back(field<&E::hdr, &H::pid>("pid", FieldType::kPid).doc("process id").data());
+  f.push_back(field<&E::hdr, &H::tid>("tid", FieldType::kTid).doc("thread sampled").data());
+  f.push_back(field<&E::hdr, &H::uid>("uid", FieldType::kUid).doc("user id").data());
+  f.push_back(field<&E::hdr, &H::comm>("comm", FieldType::kString).doc("thread name").data());
+  f.push_back(
+      field<&E::hdr, &H::cgroup_id>("cgroup_id", FieldType::kCgroupId).doc("cgroup v2 id").data());
+  f.push_back(field<&E::window>("window", FieldType::kUint)
+                  .doc("window number since the plugin started")
+                  .data());
+  return EventSchema(kTopicProcess,
+                     "a process's first sample in a profile window (the plugin then snapshots "
+                     "its memory map for symbolisation)",
+                     sizeof(E), std::move(f));
+}
+
+std::string_view mode_name(std::uint32_t mode) {
+  return mode == TH_CPU_PROFILE_MODE_USER     ? "user"
+         : mode == TH_CPU_PROFILE_MODE_KERNEL ? "kernel"
+                                              : "user+kernel";
+}
+
+std::string formats_name(unsigned formats) {
+  std::string out;
+  auto add = [&](unsigned bit, std::string_view name) {
+    if ((formats & bit) == 0) return;
+    if (!out.empty()) out += ", ";
+    out += name;
+  };
+  add(kFormatPprof, "pprof");
+  add(kFormatFolded, "folded");
+  add(kFormatSvg, "svg");
+  return out;
+}
+
+double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
 
 }  // namespace
 
@@ -184,7 +230,7 @@ class CpuProfilePlugin final : public Plugin {
                                "sampling rate when frequency_hz is 0: production 19 Hz, staging "
                                "49 Hz, development 99 Hz, debug 199 Hz")
                     .choices({"production", "staging", "development", "debug"}));
-    k.push_back(ConfigKey::u64("window_s", 10, "seconds per profile window (one file each)")
+    k.push_back(ConfigKey::u64("window_s", 10, "seconds per profile window (one set of files each)")
                     .range(1, 86400));
     add_task_filter_keys(k, kCpuProfileFilters & ~unsigned{kFilterExcludeSelf});
     k.push_back(ConfigKey::boolean("include_idle", false,
@@ -195,9 +241,18 @@ class CpuProfilePlugin final : public Plugin {
                                    "keep threads of a process apart (key by thread id)"));
     k.push_back(ConfigKey::str("output_dir", "/var/lib/tracehost/cpu_profile",
                                "directory for the window files (created if missing)"));
+    k.push_back(ConfigKey::strings("formats",
+                                   "files written per window: pprof (.pb.gz), folded (.folded), "
+                                   "svg (flame graph .svg); empty = all three")
+                    .choices({"pprof", "folded", "svg"}));
     k.push_back(ConfigKey::u64("keep_windows", 360,
-                               "window files kept in output_dir, oldest deleted first; 0 = all")
+                               "windows kept in output_dir (all formats of a window count as "
+                               "one), oldest deleted first; 0 = all")
                     .range(0, 1000000));
+    k.push_back(ConfigKey::u64("top_functions", 10,
+                               "functions of the last window exported as gauges (self and "
+                               "total share) for the console and Prometheus; 0 = none")
+                    .range(0, 1000));
     k.push_back(ConfigKey::u64("max_keys", 16384,
                                "distinct (process, stacks) keys per window in the kernel; more "
                                "are lost and counted")
@@ -210,14 +265,30 @@ class CpuProfilePlugin final : public Plugin {
     return k;
   }
 
+  static std::vector<EventSchema> topics() {
+    std::vector<EventSchema> t;
+    t.push_back(process_schema());
+    return t;
+  }
+
   static std::vector<MetricFamily> metric_families() {
     std::vector<MetricFamily> m;
     m.push_back(
         MetricFamily::counter("cpu_profile_samples", "cpu-clock samples that passed the filters"));
     m.push_back(MetricFamily::counter("cpu_profile_lost_samples",
                                       "samples not in any profile, by reason", {"reason"}));
-    m.push_back(
-        MetricFamily::counter("cpu_profile_windows_written", "profile window files written"));
+    m.push_back(MetricFamily::counter("cpu_profile_windows_written",
+                                      "profile windows written (each in every configured format)"));
+    m.push_back(MetricFamily::gauge("cpu_profile_function_self_ratio",
+                                    "share of the last window's samples in which the function "
+                                    "was running (the leaf), for the top_functions first",
+                                    {"function", "module"})
+                    .max_series(1000));
+    m.push_back(MetricFamily::gauge("cpu_profile_function_total_ratio",
+                                    "share of the last window's samples with the function "
+                                    "anywhere on the stack, for the top_functions first",
+                                    {"function", "module"})
+                    .max_series(1000));
     return m;
   }
 
@@ -228,6 +299,19 @@ class CpuProfilePlugin final : public Plugin {
     TH_ASSIGN_OR_RETURN(settings_, read_settings(host));
     const Settings& s = settings_;
     TH_TRY(prepare_output_dir(s.output_dir));
+    writer_.emplace(s.output_dir, s.formats, s.keep_windows);
+
+    if (s.mode != TH_CPU_PROFILE_MODE_USER) {
+      const std::size_t n = symbolizer_.load_kernel_symbols();
+      if (n == 0) {
+        host.log().warn(
+            "/proc/kallsyms gave no kernel symbol addresses (kptr_restrict, or no CAP_SYSLOG): "
+            "kernel frames will show as addresses; run as root or set "
+            "kernel.kptr_restrict=0");
+      } else {
+        host.log().debug(n, " kernel symbols from /proc/kallsyms");
+      }
+    }
 
     TH_ASSIGN_OR_RETURN(BpfObject obj, host.bpf().open("cpu_profile", embedded::cpu_profile_bpf()));
     TH_TRY(configure(obj, s));
@@ -239,6 +323,7 @@ class CpuProfilePlugin final : public Plugin {
     TH_ASSIGN_OR_RETURN(Map stacks0, obj.map("stacks_0"));
     TH_ASSIGN_OR_RETURN(Map stacks1, obj.map("stacks_1"));
     TH_ASSIGN_OR_RETURN(Map stats, obj.map("stats"));
+    TH_ASSIGN_OR_RETURN(Map process_events, obj.map("process_events"));
     control_ = control;
     counts_ = {counts0, counts1};
     stacks_ = {stacks0, stacks1};
@@ -247,16 +332,31 @@ class CpuProfilePlugin final : public Plugin {
     TH_ASSIGN_OR_RETURN(Metric samples, metrics.find("cpu_profile_samples"));
     TH_ASSIGN_OR_RETURN(Metric lost, metrics.find("cpu_profile_lost_samples"));
     TH_ASSIGN_OR_RETURN(Metric windows, metrics.find("cpu_profile_windows_written"));
+    TH_ASSIGN_OR_RETURN(Metric top_self, metrics.find("cpu_profile_function_self_ratio"));
+    TH_ASSIGN_OR_RETURN(Metric top_total, metrics.find("cpu_profile_function_total_ratio"));
     samples_metric_ = samples;
     lost_metric_ = lost;
     windows_metric_ = windows;
+    top_self_metric_ = top_self;
+    top_total_metric_ = top_total;
     // series exist from the start, at 0
     TH_TRY(samples.add(0));
     TH_TRY(windows.add(0));
     for (std::size_t i = 1; i < kStatReason.size(); ++i) TH_TRY(lost.add(0, {kStatReason[i]}));
 
-    generation_ = 0;
-    TH_TRY(control.update(std::uint32_t{0}, generation_));
+    // processes announced by the kernel are snapshotted by the window thread
+    TH_TRY(host.events().bind(process_events, kTopicProcess));
+    TH_ASSIGN_OR_RETURN(subscription_,
+                        host.events().subscribe(kTopicProcess, [this](const Event& e) {
+                          if (auto rec = e.as<cpu_profile_process_event>()) {
+                            std::lock_guard lock(mu_);
+                            announced_.push_back(rec->hdr.pid);
+                          }
+                          cv_.notify_all();
+                        }));
+
+    window_ = 0;
+    TH_TRY(control.update(std::uint32_t{0}, window_));
     TH_TRY(obj.attach("cpu_profile_sample", perf_event_freq(s.frequency_hz)));
 
     {
@@ -264,11 +364,10 @@ class CpuProfilePlugin final : public Plugin {
       stopping_ = false;
     }
     thread_ = std::thread([this] { run(); });
-    host.log().info("sampling at ", s.frequency_hz, " Hz per CPU, ", s.window_s, " s windows into ",
-                    s.output_dir.string(), "; stacks: ",
-                    s.mode == TH_CPU_PROFILE_MODE_USER     ? "user"
-                    : s.mode == TH_CPU_PROFILE_MODE_KERNEL ? "kernel"
-                                                           : "user+kernel",
+    host.log().info("sampling at ", s.frequency_hz, " Hz per CPU, ", s.window_s,
+                    " s windows as ", formats_name(s.formats), " into ", s.output_dir.string(),
+                    " (keeping ", s.keep_windows == 0 ? std::string("all") :
+                    std::to_string(s.keep_windows), "); stacks: ", mode_name(s.mode),
                     s.include_idle ? "; idle included" : "",
                     s.tasks.self_tgid != 0 ? "; excluding the host's own pid" : "");
     return ok();
@@ -282,14 +381,13 @@ class CpuProfilePlugin final : public Plugin {
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
+    if (subscription_) {
+      (void)host_.events().unsubscribe(*subscription_);
+      subscription_.reset();
+    }
   }
 
  private:
-  struct WindowData {
-    std::map<std::string, std::uint64_t> folded;  // line -> samples
-    std::uint64_t samples = 0;
-  };
-
   static Status configure(const BpfObject& obj, const Settings& s) {
     auto u32 = [](bool b) { return static_cast<std::uint32_t>(b ? 1 : 0); };
     TH_TRY(configure_task_filter(obj, s.tasks));
@@ -300,6 +398,7 @@ class CpuProfilePlugin final : public Plugin {
     TH_TRY(obj.set_max_entries("counts_1", s.max_keys));
     TH_TRY(obj.set_max_entries("stacks_0", s.max_stacks));
     TH_TRY(obj.set_max_entries("stacks_1", s.max_stacks));
+    TH_TRY(obj.set_max_entries("announced", s.max_keys));
     return ok();
   }
 
@@ -309,80 +408,137 @@ class CpuProfilePlugin final : public Plugin {
     auto next = std::chrono::steady_clock::now() + window;
     for (;;) {
       bool last = false;
+      std::vector<std::uint32_t> pids;
       {
         std::unique_lock lock(mu_);
-        last = cv_.wait_until(lock, next, [this] { return stopping_; });
+        cv_.wait_until(lock, next, [this] { return stopping_ || !announced_.empty(); });
+        last = stopping_;
+        pids.swap(announced_);
       }
+      remember(pids);
+      if (!last && std::chrono::steady_clock::now() < next) continue;
+
       const auto end = std::chrono::system_clock::now();
       auto st = finish_window(start, end);
       if (!st.ok()) host_.log().error("profile window lost: ", st.error().describe());
       if (last) return;
       start = end;
       next += window;
+      // a window that took longer than window_s (a huge profile): start the next one now
+      if (next < std::chrono::steady_clock::now()) next = std::chrono::steady_clock::now() + window;
     }
   }
 
-  // Flips the generation, drains the old one into a file, updates the metrics.
+  // Snapshots the memory maps of announced processes while they live: once per process and
+  // window, so an exec or a dlopen since the last window is seen (parsed ELF files are cached).
+  void remember(const std::vector<std::uint32_t>& pids) {
+    for (std::uint32_t pid : pids) {
+      last_seen_[pid] = window_;
+      symbolizer_.remember(static_cast<pid_t>(pid));
+    }
+  }
+
+  // Flips the generation, drains the old one, symbolises and writes it, updates the metrics.
   Status finish_window(std::chrono::system_clock::time_point start,
                        std::chrono::system_clock::time_point end) {
-    const std::uint32_t old = generation_;
-    TH_TRY(control_->update(std::uint32_t{0}, old ^ 1u));
-    generation_ = old ^ 1u;
+    const std::uint32_t old = window_;
+    TH_TRY(control_->update(std::uint32_t{0}, old + 1));
+    window_ = old + 1;
     std::this_thread::sleep_for(kFlipGrace);
 
-    TH_ASSIGN_OR_RETURN(WindowData data, drain(old));
+    const auto t0 = std::chrono::steady_clock::now();
+    TH_ASSIGN_OR_RETURN(std::vector<RawSample> raw, drain(old & 1u));
     TH_TRY(publish_stats());
-    if (data.samples == 0) {
+    const double drain_ms = ms_since(t0);
+
+    // a process can still be announced for this window after its flip: pick those up first
+    std::vector<std::uint32_t> pids;
+    {
+      std::lock_guard lock(mu_);
+      pids.swap(announced_);
+    }
+    remember(pids);
+
+    const auto t1 = std::chrono::steady_clock::now();
+    ProfileWindow w;
+    w.start_ns = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count());
+    w.end_ns = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(end.time_since_epoch()).count());
+    w.frequency_hz = static_cast<std::uint32_t>(settings_.frequency_hz);
+    w.period_ns = 1000000000ULL / settings_.frequency_hz;
+    const Profile profile = build_profile(raw, symbolizer_, w, settings_.per_thread);
+    const double symbolize_ms = ms_since(t1);
+    forget_stale();
+
+    TH_TRY(publish_top(profile));
+    if (profile.samples.empty()) {
       host_.log().debug("window ", utc_stamp(start), ": no samples, nothing written");
       return ok();
     }
-    TH_TRY(write_window(data, start, end));
+    const auto t2 = std::chrono::steady_clock::now();
+    TH_ASSIGN_OR_RETURN(std::vector<fs::path> files, writer_->write(profile, start));
     TH_TRY(windows_metric_->add(1));
-    rotate();
+    writer_->rotate();
+    host_.log().debug("window ", utc_stamp(start), ": ", profile.total_samples(), " samples, ",
+                      profile.samples.size(), " stacks; drain ", drain_ms, " ms, symbolise ",
+                      symbolize_ms, " ms, write ", ms_since(t2), " ms; ",
+                      files.empty() ? std::string() : files.front().stem().string());
     return ok();
   }
 
-  Result<WindowData> drain(std::uint32_t gen) {
+  Result<std::vector<RawSample>> drain(std::uint32_t gen) {
     const Map& counts = counts_[gen];
     const Map& stacks = stacks_[gen];
-    WindowData out;
-    std::map<std::int32_t, std::optional<Stack>> stack_cache;
-    auto stack = [&](std::int32_t id) -> const std::optional<Stack>& {
+    std::map<std::int32_t, std::vector<std::uint64_t>> stack_cache;
+    // leaf first, as stored; empty when the sample has none or the stack is gone
+    auto stack = [&](std::int32_t id) -> const std::vector<std::uint64_t>& {
       auto [it, inserted] = stack_cache.try_emplace(id);
       if (inserted && id >= 0) {
         auto r = stacks.find<std::uint32_t, Stack>(static_cast<std::uint32_t>(id));
-        if (r.ok()) it->second = *r;
+        if (r.ok() && r->has_value()) {
+          const Stack& frames = **r;
+          std::size_t depth = 0;
+          while (depth < frames.size() && frames[depth] != 0) ++depth;
+          it->second.assign(frames.begin(), frames.begin() + static_cast<std::ptrdiff_t>(depth));
+        }
       }
       return it->second;
     };
 
+    std::vector<RawSample> out;
     TH_ASSIGN_OR_RETURN(std::vector<cpu_profile_key> keys, counts.keys<cpu_profile_key>());
+    out.reserve(keys.size());
     for (const auto& key : keys) {
       TH_ASSIGN_OR_RETURN(std::optional<std::uint64_t> n,
                           (counts.find<cpu_profile_key, std::uint64_t>(key)));
       if (!n.has_value() || *n == 0) continue;
-      std::string line(key.comm, strnlen(key.comm, sizeof(key.comm)));
-      if (line.empty()) line = "[unknown]";
-      // ';' and ' ' separate frames and the count in folded stacks
-      std::replace(line.begin(), line.end(), ';', '_');
-      std::replace(line.begin(), line.end(), ' ', '_');
-      if (settings_.per_thread) line += detail::concat(";[tid ", key.tid, "]");
-      // root first: bpf_get_stackid stores the leaf at index 0, zero-terminated
-      auto append = [&line](const Stack& frames, std::string_view suffix) {
-        std::size_t depth = 0;
-        while (depth < frames.size() && frames[depth] != 0) ++depth;
-        for (std::size_t i = depth; i-- > 0;) line += detail::concat(";", hex(frames[i]), suffix);
-      };
-      if (const auto& u = stack(key.user_stack_id); u.has_value()) append(*u, "");
-      if (const auto& k = stack(key.kernel_stack_id); k.has_value()) append(*k, "_[k]");
-      out.folded[line] += *n;
-      out.samples += *n;
+      RawSample r;
+      r.pid = key.pid;
+      r.tid = key.tid;
+      r.comm.assign(key.comm, strnlen(key.comm, sizeof(key.comm)));
+      r.count = *n;
+      r.user = stack(key.user_stack_id);
+      r.kernel = stack(key.kernel_stack_id);
+      out.push_back(std::move(r));
     }
     // clear the generation for its next turn
     for (const auto& key : keys) (void)counts.erase(key);
     TH_ASSIGN_OR_RETURN(std::vector<std::uint32_t> ids, stacks.keys<std::uint32_t>());
     for (std::uint32_t id : ids) (void)stacks.erase(id);
     return out;
+  }
+
+  // Drops the snapshots of processes not sampled for kForgetAfterWindows windows.
+  void forget_stale() {
+    for (auto it = last_seen_.begin(); it != last_seen_.end();) {
+      if (window_ - it->second > kForgetAfterWindows) {
+        symbolizer_.forget(static_cast<pid_t>(it->first));
+        it = last_seen_.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
 
   // Adds what the kernel counted since the last window to the metrics.
@@ -401,55 +557,35 @@ class CpuProfilePlugin final : public Plugin {
     return ok();
   }
 
-  Status write_window(const WindowData& data, std::chrono::system_clock::time_point start,
-                      std::chrono::system_clock::time_point end) {
-    char seq[16];
-    std::snprintf(seq, sizeof(seq), "%06llu", static_cast<unsigned long long>(++sequence_));
-    const std::string name = detail::concat(kFilePrefix, utc_stamp(start), "-", seq, kFileSuffix);
-    const fs::path path = settings_.output_dir / name;
-    const fs::path tmp = settings_.output_dir / detail::concat(".", name, ".tmp");
-    {
-      std::ofstream f(tmp, std::ios::trunc);
-      for (const auto& [line, n] : data.folded) f << line << ' ' << n << '\n';
-      f.flush();
-      if (!f) {
-        std::error_code ec;
-        fs::remove(tmp, ec);
-        return Error(ErrorKind::kInternal,
-                     detail::concat("cannot write '", tmp.string(), "': ", std::strerror(errno),
-                                    " (is output_dir full or read-only?)"));
+  // The last window's top functions as gauges; functions that left the top are removed.
+  Status publish_top(const Profile& profile) {
+    if (settings_.top_functions == 0) return ok();
+    const TopFunctions top = top_functions(profile, settings_.top_functions);
+    const double total = top.samples > 0 ? static_cast<double>(top.samples) : 1.0;
+    auto publish = [&](const Metric& metric, const std::vector<FunctionShare>& list,
+                       std::uint64_t FunctionShare::*by,
+                       std::set<std::vector<std::string>>& shown) -> Status {
+      std::set<std::vector<std::string>> now;
+      for (const auto& f : list) {
+        std::vector<std::string> labels{f.function, f.module};
+        TH_TRY(metric.set(static_cast<double>(f.*by) / total, labels));
+        now.insert(std::move(labels));
       }
-    }
-    // readers never see a half-written window
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec) {
-      return Error(ErrorKind::kInternal, detail::concat("cannot rename '", tmp.string(), "' to '",
-                                                        path.string(), "': ", ec.message()));
-    }
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(end - start).count();
-    host_.log().debug("wrote ", path.string(), ": ", data.samples, " samples, ", data.folded.size(),
-                      " stacks, ", ms, " ms");
+      for (const auto& labels : shown) {
+        if (now.count(labels) == 0) TH_TRY(metric.remove(labels));
+      }
+      shown.swap(now);
+      return ok();
+    };
+    TH_TRY(publish(*top_self_metric_, top.by_self, &FunctionShare::self, shown_self_));
+    TH_TRY(publish(*top_total_metric_, top.by_total, &FunctionShare::total, shown_total_));
     return ok();
-  }
-
-  // Keeps the newest keep_windows window files (names sort by start time).
-  void rotate() {
-    if (settings_.keep_windows == 0) return;
-    std::vector<fs::path> files;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(settings_.output_dir, ec)) {
-      const std::string n = e.path().filename().string();
-      if (n.starts_with(kFilePrefix) && n.ends_with(kFileSuffix)) files.push_back(e.path());
-    }
-    if (files.size() <= settings_.keep_windows) return;
-    std::sort(files.begin(), files.end());
-    const std::size_t excess = files.size() - settings_.keep_windows;
-    for (std::size_t i = 0; i < excess; ++i) fs::remove(files[i], ec);
   }
 
   Host& host_;
   Settings settings_;
+  Symbolizer symbolizer_;
+  std::optional<WindowWriter> writer_;
   std::optional<Map> control_;
   std::vector<Map> counts_;
   std::vector<Map> stacks_;
@@ -457,18 +593,25 @@ class CpuProfilePlugin final : public Plugin {
   std::optional<Metric> samples_metric_;
   std::optional<Metric> lost_metric_;
   std::optional<Metric> windows_metric_;
-  std::uint32_t generation_ = 0;
+  std::optional<Metric> top_self_metric_;
+  std::optional<Metric> top_total_metric_;
+  std::optional<SubscriptionId> subscription_;
+  std::uint32_t window_ = 0;  // window number; its low bit is the generation samples go to
   std::array<std::uint64_t, TH_CPU_PROFILE_STAT_COUNT> stat_seen_{};
-  std::uint64_t sequence_ = 0;
+  // window thread only
+  std::map<std::uint32_t, std::uint32_t> last_seen_;  // pid -> last window it was announced in
+  std::set<std::vector<std::string>> shown_self_;
+  std::set<std::vector<std::string>> shown_total_;
 
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  std::vector<std::uint32_t> announced_;  // pids announced since the thread last looked
   std::thread thread_;
 };
 
 }  // namespace tracehost::cpu_profile
 
-TRACEHOST_PLUGIN(tracehost::cpu_profile::CpuProfilePlugin, "cpu_profile", "0.1.0",
-                 "sampled user and kernel stacks (perf_event cpu-clock), written per window as "
-                 "folded stacks");
+TRACEHOST_PLUGIN(tracehost::cpu_profile::CpuProfilePlugin, "cpu_profile", "0.2.0",
+                 "sampled user and kernel stacks (perf_event cpu-clock), symbolised and written "
+                 "per window as pprof, folded stacks and flame graph SVGs");

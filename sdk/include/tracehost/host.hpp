@@ -584,6 +584,13 @@ class Metric {
                                std::initializer_list<std::string_view> labels = {}) const {
     return update(TH_METRIC_OBSERVE, value, labels);
   }
+  // gauge: drops the series (no error when it does not exist)
+  [[nodiscard]] Status remove(std::initializer_list<std::string_view> labels = {}) const {
+    return update(TH_METRIC_REMOVE, 0, labels);
+  }
+  [[nodiscard]] Status remove(std::span<const std::string> labels) const {
+    return update(TH_METRIC_REMOVE, 0, labels);
+  }
   // Same with label values computed at run time.
   [[nodiscard]] Status add(double value, std::span<const std::string> labels) const {
     return update(TH_METRIC_ADD, value, labels);

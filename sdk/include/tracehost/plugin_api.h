@@ -212,7 +212,9 @@ typedef struct th_metric_family {
 typedef enum th_metric_op {
   TH_METRIC_ADD = 1,     /* counter, gauge */
   TH_METRIC_SET = 2,     /* gauge */
-  TH_METRIC_OBSERVE = 3  /* histogram */
+  TH_METRIC_OBSERVE = 3, /* histogram */
+  TH_METRIC_REMOVE = 4   /* gauge: drop the series with these label values (value ignored; no
+                          * error when there is none), e.g. a "top N" whose members change */
 } th_metric_op;
 
 typedef enum th_key_field_kind {

@@ -116,6 +116,21 @@ TEST_F(ConsoleSinkTest, SummaryShowsTopicsAndTopSeries) {
   sink.stop();
 }
 
+// "_ratio" gauges (0..1 by Prometheus convention) read as percentages.
+TEST_F(ConsoleSinkTest, RatioGaugesShowAsPercent) {
+  const char* labels[] = {"function"};
+  auto top = reg_.register_family("cpu_profile",
+                                  family("function_self_ratio", TH_METRIC_GAUGE, labels, 1));
+  ASSERT_TRUE(top.ok());
+  std::vector<std::string_view> l = {"burn_hot"};
+  ASSERT_TRUE(reg_.update(*top, l, MetricOp::kSet, 0.7512).ok());
+  ConsoleSinkOptions o;
+  o.metrics = {"function_self_ratio"};
+  ConsoleSink sink("console", o, bus_, reg_, nullptr);
+  std::string text = sink.render(false);
+  EXPECT_NE(text.find("75.1%"), std::string::npos) << text;
+}
+
 TEST_F(ConsoleSinkTest, RatesFollowTheInterval) {
   ConsoleSinkOptions o;
   o.metrics = {"syscall_calls"};

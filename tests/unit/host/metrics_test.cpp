@@ -156,6 +156,31 @@ TEST(MetricRegistry, FedCounterGaugeHistogram) {
   EXPECT_EQ(hs->buckets[3].cumulative_count, 5u);
 }
 
+// A "top N" gauge whose members change: REMOVE drops a series (and frees its slot under
+// max_series); removing a series that is not there is fine; counters refuse it.
+TEST(MetricRegistry, RemoveDropsAGaugeSeries) {
+  MetricRegistry reg;
+  auto gf = family("top", TH_METRIC_GAUGE, {"function"});
+  gf.max_series = 2;
+  auto g = reg.register_family("p", gf);
+  auto c = reg.register_family("p", family("c", TH_METRIC_COUNTER, {"k"}));
+  ASSERT_TRUE(g.ok() && c.ok());
+  std::vector<std::string_view> a = {"a"}, b = {"b"}, d = {"d"};
+  ASSERT_TRUE(reg.update(*g, a, MetricOp::kSet, 1).ok());
+  ASSERT_TRUE(reg.update(*g, b, MetricOp::kSet, 2).ok());
+  ASSERT_TRUE(reg.update(*g, a, MetricOp::kRemove, 0).ok());
+  ASSERT_TRUE(reg.update(*g, a, MetricOp::kRemove, 0).ok());  // already gone: no error
+  ASSERT_TRUE(reg.update(*g, d, MetricOp::kSet, 3).ok());     // takes the freed slot, no fold
+  auto snap = reg.collect();
+  const auto* top = snap.find("tracehost_top");
+  ASSERT_NE(top, nullptr);
+  EXPECT_EQ(series(*top, {"a"}), nullptr);
+  ASSERT_NE(series(*top, {"b"}), nullptr);
+  ASSERT_NE(series(*top, {"d"}), nullptr);
+  EXPECT_EQ(series(*top, {"other"}), nullptr);
+  EXPECT_FALSE(reg.update(*c, a, MetricOp::kRemove, 0).ok());
+}
+
 TEST(MetricRegistry, LabelValuesAreMadeValidUtf8) {
   MetricRegistry reg;
   auto c = reg.register_family("p", family("c", TH_METRIC_COUNTER, {"comm"}));
