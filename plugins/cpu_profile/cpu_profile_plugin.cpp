@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "tracehost/event_fields.hpp"
 #include "tracehost/sdk.hpp"
 #include "tracehost/task_filter.hpp"
 
@@ -174,17 +175,7 @@ static_assert(offsetof(cpu_profile_process_event, window) == 48);
 
 EventSchema process_schema() {
   using E = cpu_profile_process_event;
-  using H = th_event_header;
-  std::vector<FieldData> f;
-  f.push_back(field<&E::hdr, &H::timestamp_ns>("timestamp", FieldType::kTimestampNs)
-                  .doc("time of the sample")
-                  .data());
-  f.push_back(field<&E::hdr, &H::pid>("pid", FieldType::kPid).doc("process id").data());
-  f.push_back(field<&E::hdr, &H::tid>("tid", FieldType::kTid).doc("thread sampled").data());
-  f.push_back(field<&E::hdr, &H::uid>("uid", FieldType::kUid).doc("user id").data());
-  f.push_back(field<&E::hdr, &H::comm>("comm", FieldType::kString).doc("thread name").data());
-  f.push_back(
-      field<&E::hdr, &H::cgroup_id>("cgroup_id", FieldType::kCgroupId).doc("cgroup v2 id").data());
+  auto f = event_header_fields<E>("time of the sample", "name of the thread sampled");
   f.push_back(field<&E::window>("window", FieldType::kUint)
                   .doc("window number since the plugin started")
                   .data());

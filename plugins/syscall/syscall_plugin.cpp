@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tracehost/event_fields.hpp"
 #include "tracehost/sdk.hpp"
 #include "tracehost/task_filter.hpp"
 
@@ -132,17 +133,7 @@ Result<Settings> read_settings(const Host& host) {
   TH_ASSIGN_OR_RETURN(std::uint64_t slow_us, cfg.u64("slow_threshold_us"));
   s.slow_threshold_ns = slow_us * 1000;
 
-  TH_ASSIGN_OR_RETURN(std::uint64_t ringbuf_kb, cfg.u64("ringbuf_kb"));
-  if (ringbuf_kb == 0 || (ringbuf_kb & (ringbuf_kb - 1)) != 0 || ringbuf_kb > 1024 * 1024) {
-    std::uint64_t up = 1;
-    while (up < ringbuf_kb && up < 1024 * 1024) up <<= 1;
-    return config_error("ringbuf_kb", detail::concat(ringbuf_kb,
-                                                     " is not a power of two (ring "
-                                                     "buffers are); use ",
-                                                     up));
-  }
-  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-  s.ringbuf_bytes = static_cast<std::uint32_t>(std::max(ringbuf_kb * 1024, page));
+  TH_ASSIGN_OR_RETURN(s.ringbuf_bytes, read_ringbuf_bytes(cfg, "syscall"));
 
   TH_ASSIGN_OR_RETURN(std::uint64_t max_series, cfg.u64("max_series"));
   s.max_series = static_cast<std::uint32_t>(max_series);
@@ -153,28 +144,12 @@ Result<Settings> read_settings(const Host& host) {
 
 // ---- schemas -----------------------------------------------------------------------------------
 
-// The th_event_header fields every topic starts with.
-template <typename R>
-std::vector<FieldData> header_fields() {
-  using H = th_event_header;
-  std::vector<FieldData> f;
-  f.push_back(field<&R::hdr, &H::timestamp_ns>("timestamp", FieldType::kTimestampNs)
-                  .doc("when the syscall returned")
-                  .data());
-  f.push_back(field<&R::hdr, &H::pid>("pid", FieldType::kPid).doc("process id").data());
-  f.push_back(field<&R::hdr, &H::tid>("tid", FieldType::kTid).doc("thread id").data());
-  f.push_back(field<&R::hdr, &H::uid>("uid", FieldType::kUid).doc("user id").data());
-  f.push_back(field<&R::hdr, &H::comm>("comm", FieldType::kString)
-                  .doc("thread name at return (after exec: the new program's)")
-                  .data());
-  f.push_back(
-      field<&R::hdr, &H::cgroup_id>("cgroup_id", FieldType::kCgroupId).doc("cgroup v2 id").data());
-  return f;
-}
+constexpr std::string_view kTimestampDoc = "when the syscall returned";
+constexpr std::string_view kCommDoc = "thread name at return (after exec: the new program's)";
 
 EventSchema exec_schema() {
   using E = syscall_exec_event;
-  auto f = header_fields<E>();
+  auto f = event_header_fields<E>(kTimestampDoc, kCommDoc);
   f.push_back(field<&E::ppid>("ppid", FieldType::kPid).doc("parent process id").data());
   f.push_back(field<&E::id>("syscall", FieldType::kEnum)
                   .enums(native_table())
@@ -206,7 +181,7 @@ EventSchema exec_schema() {
 
 EventSchema open_schema() {
   using E = syscall_open_event;
-  auto f = header_fields<E>();
+  auto f = event_header_fields<E>(kTimestampDoc, kCommDoc);
   f.push_back(field<&E::id>("syscall", FieldType::kEnum)
                   .enums(native_table())
                   .doc("open, openat, openat2 or creat")
@@ -228,7 +203,7 @@ EventSchema open_schema() {
 
 EventSchema syscall_event_schema(std::string_view topic, std::string_view doc) {
   using E = syscall_event;
-  auto f = header_fields<E>();
+  auto f = event_header_fields<E>(kTimestampDoc, kCommDoc);
   f.push_back(field<&E::id>("syscall", FieldType::kEnum).enums(native_table()).data());
   f.push_back(field<&E::ret>("ret", FieldType::kInt).doc("return value").data());
   f.push_back(field<&E::err>("errno", FieldType::kErrno).doc("error name; 0 on success").data());
@@ -293,9 +268,7 @@ class SyscallPlugin final : public Plugin {
     k.push_back(ConfigKey::u64("slow_threshold_us", 0,
                                "emit syscall.slow events for syscalls at least this slow; 0 = off")
                     .range(0, 3.6e9));
-    k.push_back(ConfigKey::u64("ringbuf_kb", 256,
-                               "size of each enabled topic's ring buffer in KiB (a power of two)")
-                    .range(4, 1024 * 1024));
+    k.push_back(ringbuf_kb_key(256));
     k.push_back(ConfigKey::u64("max_series", 2000,
                                "label sets kept per per-process metric before folding into "
                                "\"other\"")
