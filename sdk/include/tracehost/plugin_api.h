@@ -223,7 +223,8 @@ typedef enum th_key_field_kind {
   TH_KEY_STRING = 3, /* fixed char array */
   TH_KEY_ENUM = 4,   /* integer rendered with enum_entries */
   TH_KEY_ERRNO = 5,
-  TH_KEY_IP = 6      /* 4 or 16 bytes, network order */
+  TH_KEY_IP = 6      /* 4 or 16 bytes, network order; 16 bytes holding an IPv4-mapped address
+                        (::ffff:a.b.c.d) render as IPv4 */
 } th_key_field_kind;
 
 /* One label taken from a map key. */

@@ -377,6 +377,12 @@ class MetricFamily {
     return f;
   }
 
+  // Appends a label name, for families whose labels are chosen at run time (e.g. by config).
+  MetricFamily& add_label(std::string_view label) {
+    labels_.emplace_back(label);
+    return *this;
+  }
+
   // Distinct label sets kept before the rest fold into "other" (0: host default).
   MetricFamily& max_series(std::uint32_t n) {
     max_series_ = n;

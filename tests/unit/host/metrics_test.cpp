@@ -1,5 +1,6 @@
 #include "host/metrics.hpp"
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -286,6 +287,32 @@ TEST(MetricRegistry, CounterBoundToMapWithEnumAndErrnoLabels) {
   // a failing read leaves the binding out of that snapshot, it does not fail collect()
   raw->fail = true;
   EXPECT_TRUE(reg.collect().find("tracehost_calls")->series.empty());
+}
+
+// IP labels: 4 bytes render as IPv4, 16 as IPv6, and 16 holding an IPv4-mapped address
+// (::ffff:a.b.c.d, how the network plugin stores both families in one key) as plain IPv4.
+TEST(MetricRegistry, IpLabelsRenderBothFamilies) {
+  MetricRegistry reg;
+  auto id = reg.register_family("network", family("conns", TH_METRIC_COUNTER, {"remote_addr"}));
+  ASSERT_TRUE(id.ok());
+  auto map = std::make_unique<FakeMap>(16, 8);
+  using Addr = std::array<std::uint8_t, 16>;
+  map->put(Addr{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 7}, std::uint64_t{3});
+  map->put(Addr{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, std::uint64_t{4});
+  map->put(Addr{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, std::uint64_t{5});
+  th_key_label labels[] = {key_label("remote_addr", TH_KEY_IP, 0, 16)};
+  th_map_binding b{};
+  b.struct_size = sizeof(b);
+  b.labels = labels;
+  b.label_count = 1;
+  b.value_kind = TH_BIND_VALUE_U64;
+  ASSERT_TRUE(reg.bind_map(*id, "network", std::move(map), b).ok());
+  auto snap = reg.collect();
+  const auto& f = *snap.find("tracehost_conns");
+  ASSERT_NE(series(f, {"10.0.0.7"}), nullptr);
+  EXPECT_EQ(series(f, {"10.0.0.7"})->value, 3);
+  ASSERT_NE(series(f, {"2001:db8::1"}), nullptr);
+  ASSERT_NE(series(f, {"::1"}), nullptr);
 }
 
 TEST(MetricRegistry, Log2HistogramBinding) {

@@ -1,0 +1,663 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * network: TCP connection lifecycle (connect, accept, close, failed connect), connect latency,
+ * accept-side handshake time, retransmits and sampled RTT, attributed to the owning process.
+ *
+ * Only tracepoints (tp_btf) and CO-RE reads. Most of these tracepoints fire in softirq context
+ * where `current` is whoever the packet interrupted, so the owner is remembered when it is known:
+ * at connect() (CLOSE -> SYN_SENT) and listen() (CLOSE -> LISTEN), both in the caller's context.
+ * The owner lives in socket local storage (BPF_MAP_TYPE_SK_STORAGE): no hash keyed by socket
+ * pointer, no stale entries (the kernel frees it with the socket), and with BPF_F_CLONE a
+ * listener's storage is copied into every child socket it creates, so an accepted connection
+ * finds its listener's owner on its own socket.
+ *
+ * Task filters (pids, comms, cgroup, the host itself) are applied at those two process-context
+ * points; a rejected socket gets an "excluded" mark so later softirq events skip it. Sockets
+ * that opened before the plugin started have no storage: they are counted under the owner
+ * "[unknown]" unless a task filter is configured (then nobody can say whether they pass).
+ */
+#include "tracehost/common.bpf.h"
+#include "tracehost/events.bpf.h"
+#include "tracehost/filters.bpf.h"
+
+#include <bpf/bpf_endian.h>
+
+#include "network.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define TH_NET_IPPROTO_TCP 6
+
+/* label selection bits (rodata labels, rtt_labels) */
+#define TH_NET_L_COMM 1
+#define TH_NET_L_RADDR 2
+#define TH_NET_L_RPORT 4
+#define TH_NET_L_PORT 8
+#define TH_NET_L_DIRECTION 16
+
+/* config, set by the plugin before load */
+const volatile __u32 family_filter = TH_NET_FAMILY_ALL;
+const volatile __u32 use_ports = 0;       /* non-zero: only sockets with a port in port_filter */
+const volatile __u32 task_filtered = 0;   /* pids/comms/cgroup set: skip sockets of unknown owner */
+const volatile __u32 labels = TH_NET_L_COMM | TH_NET_L_DIRECTION;
+const volatile __u32 rtt_labels = TH_NET_L_COMM;
+const volatile __u64 rtt_interval_ns = 1000000000ULL;
+const volatile __u32 emit_connect = 1;
+const volatile __u32 emit_accept = 1;
+const volatile __u32 emit_close = 1;
+const volatile __u32 emit_failed = 1;
+
+/* a closed socket keeps its storage until it is freed; this kind makes later events skip it */
+#define TH_NET_KIND_CLOSED 6
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct net_sock_state);
+} sock_state SEC(".maps");
+
+/* ports filter: local or remote port (host order) in this set; sized by the plugin */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u16);
+	__type(value, __u8);
+} port_filter SEC(".maps");
+
+/* metric maps, sized by the plugin (metric_map_entries); LRU so old label sets make room.
+ * Shared across CPUs (atomic adds): per-CPU copies of 36-slot histograms would cost
+ * entries x CPUs x 296 bytes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct net_key);
+	__type(value, struct net_conn_stats);
+} conn_stats SEC(".maps");
+
+/* key.extra = errno */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct net_key);
+	__type(value, __u64);
+} fail_stats SEC(".maps");
+
+/* key.extra = TH_NET_RETRANS_*; value = retransmitted segments */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct net_key);
+	__type(value, __u64);
+} retrans_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct net_key);
+	__type(value, struct net_hist);
+} connect_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct net_key);
+	__type(value, struct net_hist);
+} accept_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct net_key);
+	__type(value, struct net_hist);
+} rtt_hist SEC(".maps");
+
+/* one ring per topic; sized by the plugin (ringbuf_kb, one page when the topic is off) */
+TH_RINGBUF(connect_events, 256 * 1024);
+TH_RINGBUF(accept_events, 256 * 1024);
+TH_RINGBUF(close_events, 256 * 1024);
+TH_RINGBUF(failed_events, 256 * 1024);
+
+/* initial values for map inserts (read-only data, so no stack copies) */
+const struct net_conn_stats zero_stats = {};
+const struct net_hist zero_hist = {};
+const __u64 zero_u64 = 0;
+
+/* ---- socket facts ------------------------------------------------------------------------- */
+
+static __always_inline int family_passes(__u16 family)
+{
+	if (family == TH_NET_AF_INET)
+		return family_filter != TH_NET_FAMILY_IPV6;
+	if (family == TH_NET_AF_INET6)
+		return family_filter != TH_NET_FAMILY_IPV4;
+	return 0;
+}
+
+static __always_inline int ports_pass(__u16 sport, __u16 dport)
+{
+	if (!use_ports)
+		return 1;
+	return bpf_map_lookup_elem(&port_filter, &sport) || bpf_map_lookup_elem(&port_filter, &dport);
+}
+
+static __always_inline int sk_ports_pass(const struct sock *sk)
+{
+	if (!use_ports)
+		return 1;
+	return ports_pass(sk->__sk_common.skc_num, bpf_ntohs(sk->__sk_common.skc_dport));
+}
+
+/* remote address as 16 bytes, IPv4 mapped into IPv6 (::ffff:a.b.c.d) */
+static __always_inline void remote_mapped(const struct sock_common *skc, __u8 out[16])
+{
+	if (skc->skc_family == TH_NET_AF_INET) {
+		__u32 *w = (__u32 *)out;
+
+		w[0] = 0;
+		w[1] = 0;
+		w[2] = bpf_htonl(0x0000ffff);
+		w[3] = skc->skc_daddr;
+	} else {
+		bpf_probe_read_kernel(out, 16, &skc->skc_v6_daddr);
+	}
+}
+
+/* the metric key of a connection, with only the selected label fields set */
+static __always_inline void fill_key(struct net_key *k, __u32 sel, const struct sock_common *skc,
+				     __u16 sport, const char *comm, __u32 direction, __u32 extra)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	if (sel & TH_NET_L_COMM)
+		__builtin_memcpy(k->comm, comm, TH_COMM_LEN);
+	if (sel & TH_NET_L_RADDR)
+		remote_mapped(skc, k->raddr);
+	if (sel & TH_NET_L_RPORT)
+		k->rport = bpf_ntohs(skc->skc_dport);
+	if (sel & TH_NET_L_PORT)
+		k->port = direction == TH_NET_DIR_IN ? sport : bpf_ntohs(skc->skc_dport);
+	if (sel & TH_NET_L_DIRECTION)
+		k->direction = direction;
+	k->extra = extra;
+}
+
+const char unknown_comm[TH_COMM_LEN] = "[unknown]";
+
+/* ---- metric updates ----------------------------------------------------------------------- */
+
+static __always_inline void *lookup_or_init(void *map, struct net_key *k, const void *init)
+{
+	void *v = bpf_map_lookup_elem(map, k);
+
+	if (v)
+		return v;
+	bpf_map_update_elem(map, k, init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, k);
+}
+
+static __always_inline void count(void *map, struct net_key *k, __u64 n)
+{
+	__u64 *v = lookup_or_init(map, k, &zero_u64);
+
+	if (v)
+		__sync_fetch_and_add(v, n);
+}
+
+static __always_inline void observe(void *map, struct net_key *k, __u64 ns)
+{
+	struct net_hist *h = lookup_or_init(map, k, &zero_hist);
+	__u32 slot;
+
+	if (!h)
+		return;
+	slot = th_log2_u64(ns);
+	if (slot >= TH_NET_SLOTS)
+		slot = TH_NET_SLOTS - 1;
+	__sync_fetch_and_add(&h->slots[slot], 1);
+	__sync_fetch_and_add(&h->sum_ns, ns);
+}
+
+/* ---- events ------------------------------------------------------------------------------- */
+
+static __always_inline void fill_event(struct net_tcp_event *e, const struct sock_common *skc,
+				       __u16 sport, const struct net_sock_state *st, __u64 now,
+				       __u32 direction)
+{
+	__u16 family = skc->skc_family;
+
+	e->hdr.timestamp_ns = now;
+	e->hdr.cgroup_id = st->cgroup_id;
+	e->hdr.pid = st->pid;
+	e->hdr.tid = st->tid;
+	e->hdr.uid = st->uid;
+	e->hdr.gid = st->gid;
+	__builtin_memcpy(e->hdr.comm, st->comm, TH_COMM_LEN);
+	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
+	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+	if (family == TH_NET_AF_INET) {
+		*(__u32 *)e->saddr = skc->skc_rcv_saddr;
+		*(__u32 *)e->daddr = skc->skc_daddr;
+	} else {
+		bpf_probe_read_kernel(e->saddr, 16, &skc->skc_v6_rcv_saddr);
+		bpf_probe_read_kernel(e->daddr, 16, &skc->skc_v6_daddr);
+	}
+	e->sport = sport;
+	e->dport = bpf_ntohs(skc->skc_dport);
+	e->family = family;
+	e->direction = direction;
+	e->duration_ns = 0;
+	e->bytes_sent = 0;
+	e->bytes_received = 0;
+	e->retransmits = 0;
+	e->srtt_us = 0;
+	e->reason = 0;
+	e->pad = 0;
+}
+
+/* ---- the owner ---------------------------------------------------------------------------- */
+
+/* process context (connect, listen): remember the caller, or mark the socket excluded */
+static __always_inline void remember_owner(const struct sock *sk, __u32 kind)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct net_sock_state *st;
+	__u64 uid_gid;
+
+	/* a connect() after a failed one reuses the storage: start from scratch either way */
+	st = bpf_sk_storage_get(&sock_state, (void *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return;
+	if (!family_passes(sk->__sk_common.skc_family) || !th_filter_pass(task)) {
+		st->kind = TH_NET_KIND_EXCLUDED;
+		return;
+	}
+	uid_gid = bpf_get_current_uid_gid();
+	st->start_ns = bpf_ktime_get_ns();
+	st->established_ns = 0;
+	st->last_rtt_ns = 0;
+	st->cgroup_id = bpf_get_current_cgroup_id();
+	st->pid = task->tgid;
+	st->tid = task->pid;
+	st->uid = (__u32)uid_gid;
+	st->gid = uid_gid >> 32;
+	th_task_comm(task, (__u64 *)st->comm);
+	st->direction = kind == TH_NET_KIND_LISTENER ? TH_NET_DIR_IN : TH_NET_DIR_OUT;
+	st->kind = kind;
+}
+
+/*
+ * The storage of a socket that opened before the plugin started: created on first sight with
+ * the owner "[unknown]", or NULL when a task filter is set (such a socket may belong to a
+ * filtered-out process) or the family filter rejects it.
+ */
+static __always_inline struct net_sock_state *adopt(const struct sock *sk)
+{
+	struct net_sock_state *st;
+
+	if (task_filtered || !family_passes(sk->__sk_common.skc_family))
+		return 0;
+	st = bpf_sk_storage_get(&sock_state, (void *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return 0;
+	/* two CPUs may adopt at once: both write the same values */
+	if (st->kind == 0) {
+		__builtin_memcpy(st->comm, unknown_comm, TH_COMM_LEN);
+		st->sport = sk->__sk_common.skc_num;
+		st->kind = TH_NET_KIND_UNKNOWN;
+	}
+	return st;
+}
+
+/* ---- state changes ------------------------------------------------------------------------ */
+
+/* SYN_SENT -> ESTABLISHED (active) or SYN_RECV -> ESTABLISHED (passive child) */
+static __always_inline void on_established(const struct sock *sk, __u32 direction)
+{
+	const struct sock_common *skc = &sk->__sk_common;
+	struct net_sock_state *st;
+	struct tcp_sock *tp;
+	struct net_key key;
+	__u64 now, took = 0;
+	__u32 was;
+
+	st = bpf_sk_storage_get(&sock_state, (void *)sk, 0, 0);
+	if (!st)
+		st = adopt(sk);
+	if (!st)
+		return;
+	was = st->kind;
+	if (was == TH_NET_KIND_EXCLUDED || was == TH_NET_KIND_CLOSED)
+		return;
+	if (!sk_ports_pass(sk)) {
+		st->kind = TH_NET_KIND_EXCLUDED;
+		return;
+	}
+	now = bpf_ktime_get_ns();
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (direction == TH_NET_DIR_OUT) {
+		/* connect latency: connect() to the SYN-ACK's arrival */
+		if (was == TH_NET_KIND_CONNECTING)
+			took = now - st->start_ns;
+	} else if (tp) {
+		/* handshake: the child's first RTT sample, SYN-ACK sent -> final ACK received */
+		took = (__u64)(tp->srtt_us >> 3) * 1000;
+	}
+	/* an accepted child inherited its listener's state: it becomes the connection's */
+	st->kind = was == TH_NET_KIND_UNKNOWN ? TH_NET_KIND_UNKNOWN : TH_NET_KIND_ESTABLISHED;
+	st->direction = direction;
+	st->established_ns = now;
+	st->last_rtt_ns = 0;
+	st->sport = skc->skc_num;
+
+	fill_key(&key, labels, skc, st->sport, st->comm, direction, 0);
+	{
+		struct net_conn_stats *cs = lookup_or_init(&conn_stats, &key, &zero_stats);
+
+		if (cs)
+			__sync_fetch_and_add(&cs->opened, 1);
+	}
+	if (was == TH_NET_KIND_UNKNOWN)
+		return; /* no owner for an event; no start time for a latency */
+	if (direction == TH_NET_DIR_OUT) {
+		observe(&connect_hist, &key, took);
+		if (emit_connect) {
+			struct net_tcp_event *e = TH_RESERVE(connect_events, struct net_tcp_event);
+
+			if (e) {
+				fill_event(e, skc, st->sport, st, now, direction);
+				e->duration_ns = took;
+				TH_SUBMIT(connect_events, e);
+			}
+		}
+	} else {
+		if (took)
+			observe(&accept_hist, &key, took);
+		if (emit_accept) {
+			struct net_tcp_event *e = TH_RESERVE(accept_events, struct net_tcp_event);
+
+			if (e) {
+				fill_event(e, skc, st->sport, st, now, direction);
+				e->duration_ns = took;
+				if (tp)
+					e->retransmits = tp->total_retrans;
+				TH_SUBMIT(accept_events, e);
+			}
+		}
+	}
+}
+
+/*
+ * Payload bytes from the kernel's counters, which also count sequence space: bytes_acked
+ * includes our SYN (active open) and our FIN once acknowledged, bytes_received the peer's FIN
+ * (SOCK_DONE is set exactly when it arrived).
+ */
+static __always_inline void payload_bytes(const struct sock *sk, struct tcp_sock *tp, int oldstate,
+					  __u32 direction, int own_syn, __u64 *sent, __u64 *received)
+{
+	__u64 acked = tp->bytes_acked;
+	__u64 in = tp->bytes_received;
+	int fin_sent = oldstate == TCP_FIN_WAIT1 || oldstate == TCP_FIN_WAIT2 ||
+		       oldstate == TCP_CLOSING || oldstate == TCP_LAST_ACK;
+
+	if (own_syn && direction == TH_NET_DIR_OUT && acked)
+		acked -= 1;
+	/* write_seq counts the FIN once queued: all acked up to it means the FIN was too */
+	if (fin_sent && tp->snd_una == tp->write_seq && acked)
+		acked -= 1;
+	if ((sk->__sk_common.skc_flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))) && in)
+		in -= 1;
+	*sent = acked;
+	*received = in;
+}
+
+/* an established connection reached CLOSE */
+static __always_inline void on_close(const struct sock *sk, int oldstate)
+{
+	const struct sock_common *skc = &sk->__sk_common;
+	struct net_sock_state *st;
+	struct net_conn_stats *cs;
+	struct tcp_sock *tp;
+	struct net_key key;
+	__u64 sent, received;
+	__u32 direction;
+	__u16 sport = 0; /* the kernel released the port before this state change */
+
+	st = bpf_sk_storage_get(&sock_state, (void *)sk, 0, 0);
+	if (!st) {
+		/* opened before the start: count it, unless filters make the owner matter; the
+		 * direction is unknown and counted as out */
+		if (task_filtered || !family_passes(skc->skc_family) ||
+		    !ports_pass(0, bpf_ntohs(skc->skc_dport)))
+			return;
+		direction = TH_NET_DIR_OUT;
+		fill_key(&key, labels, skc, 0, unknown_comm, direction, 0);
+	} else {
+		if (st->kind != TH_NET_KIND_ESTABLISHED && st->kind != TH_NET_KIND_UNKNOWN)
+			return;
+		sport = st->sport;
+		if (st->kind == TH_NET_KIND_UNKNOWN && !ports_pass(sport, bpf_ntohs(skc->skc_dport)))
+			return;
+		direction = st->direction ? st->direction : TH_NET_DIR_OUT;
+		fill_key(&key, labels, skc, sport, st->comm, direction, 0);
+	}
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return;
+	/* only a connection seen from its SYN on is known to have our SYN in bytes_acked */
+	payload_bytes(sk, tp, oldstate, direction, st && st->kind == TH_NET_KIND_ESTABLISHED, &sent,
+		      &received);
+	cs = lookup_or_init(&conn_stats, &key, &zero_stats);
+	if (cs) {
+		__sync_fetch_and_add(&cs->closed, 1);
+		__sync_fetch_and_add(&cs->bytes_sent, sent);
+		__sync_fetch_and_add(&cs->bytes_received, received);
+	}
+	if (!st)
+		return;
+	if (emit_close && st->kind == TH_NET_KIND_ESTABLISHED) {
+		struct net_tcp_event *e = TH_RESERVE(close_events, struct net_tcp_event);
+
+		if (e) {
+			__u64 now = bpf_ktime_get_ns();
+
+			fill_event(e, skc, sport, st, now, direction);
+			e->duration_ns = st->established_ns ? now - st->established_ns : 0;
+			e->bytes_sent = sent;
+			e->bytes_received = received;
+			e->retransmits = tp->total_retrans;
+			e->srtt_us = tp->srtt_us >> 3;
+			TH_SUBMIT(close_events, e);
+		}
+	}
+	st->kind = TH_NET_KIND_CLOSED;
+}
+
+/* SYN_SENT -> CLOSE: refused, timed out, unreachable, or closed by the caller */
+static __always_inline void on_failed(const struct sock *sk)
+{
+	const struct sock_common *skc = &sk->__sk_common;
+	struct net_sock_state *st;
+	struct net_key key;
+	__s32 err;
+
+	st = bpf_sk_storage_get(&sock_state, (void *)sk, 0, 0);
+	if (!st)
+		st = adopt(sk);
+	if (!st)
+		return;
+	if (st->kind != TH_NET_KIND_CONNECTING && st->kind != TH_NET_KIND_UNKNOWN)
+		return;
+	if (!sk_ports_pass(sk)) {
+		st->kind = TH_NET_KIND_EXCLUDED;
+		return;
+	}
+	/* tcp_done_with_error() stores the error before the state changes; a timeout after an
+	 * ICMP error reports that error, which the kernel keeps in sk_err_soft */
+	err = sk->sk_err;
+	if (!err)
+		err = sk->sk_err_soft;
+	fill_key(&key, labels, skc, 0, st->comm, TH_NET_DIR_OUT, (__u32)err);
+	count(&fail_stats, &key, 1);
+	if (emit_failed && st->kind == TH_NET_KIND_CONNECTING) {
+		struct net_tcp_event *e = TH_RESERVE(failed_events, struct net_tcp_event);
+
+		if (e) {
+			__u64 now = bpf_ktime_get_ns();
+			struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+
+			fill_event(e, skc, 0, st, now, TH_NET_DIR_OUT);
+			e->duration_ns = now - st->start_ns;
+			e->reason = err;
+			if (tp)
+				e->retransmits = tp->total_retrans;
+			TH_SUBMIT(failed_events, e);
+		}
+	}
+	st->kind = TH_NET_KIND_CLOSED;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	/* most transitions (FIN_WAIT*, CLOSE_WAIT, ...) are of no interest: decide on ints first */
+	switch (newstate) {
+	case TCP_SYN_SENT:
+	case TCP_LISTEN:
+	case TCP_ESTABLISHED:
+	case TCP_CLOSE:
+		break;
+	default:
+		return 0;
+	}
+	/* the tracepoint also serves other inet protocols (DCCP, MPTCP's parent socket) */
+	if (sk->sk_protocol != TH_NET_IPPROTO_TCP)
+		return 0;
+
+	switch (newstate) {
+	case TCP_SYN_SENT:
+		if (oldstate == TCP_CLOSE)
+			remember_owner(sk, TH_NET_KIND_CONNECTING);
+		break;
+	case TCP_LISTEN:
+		remember_owner(sk, TH_NET_KIND_LISTENER);
+		break;
+	case TCP_ESTABLISHED:
+		if (oldstate == TCP_SYN_SENT)
+			on_established(sk, TH_NET_DIR_OUT);
+		else if (oldstate == TCP_SYN_RECV)
+			on_established(sk, TH_NET_DIR_IN);
+		break;
+	case TCP_CLOSE:
+		if (oldstate == TCP_SYN_SENT)
+			on_failed(sk);
+		else if (oldstate != TCP_CLOSE && oldstate != TCP_LISTEN && oldstate != TCP_SYN_RECV)
+			on_close(sk, oldstate);
+		break;
+	}
+	return 0;
+}
+
+/* ---- retransmits -------------------------------------------------------------------------- */
+
+/* tcp_skb_pcount(): segments in this (possibly TSO) buffer, as RetransSegs counts them */
+static __always_inline __u64 skb_segs(const struct sk_buff *skb)
+{
+	struct skb_shared_info *shinfo;
+	__u16 segs = 0;
+
+	shinfo = (struct skb_shared_info *)(BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, end));
+	bpf_probe_read_kernel(&segs, sizeof(segs), &shinfo->gso_segs);
+	return segs ? segs : 1;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(handle_retransmit, const struct sock *sk, const struct sk_buff *skb)
+{
+	const struct sock_common *skc = &sk->__sk_common;
+	struct net_sock_state *st;
+	struct net_key key;
+	__u32 kind, direction;
+
+	/* only segments that went out (RetransSegs counts the same). Since 6.x the tracepoint
+	 * also fires for failed attempts and has a third argument, err; older kernels fire on
+	 * success only and have no third argument, which the verifier must not see read */
+	if (bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb, err) && (int)ctx[2])
+		return 0;
+	st = bpf_sk_storage_get(&sock_state, (void *)sk, 0, 0);
+	if (!st)
+		st = adopt(sk);
+	if (!st)
+		return 0;
+	if (st->kind == TH_NET_KIND_EXCLUDED || st->kind == TH_NET_KIND_LISTENER)
+		return 0;
+	/* ports were checked when it was established; not yet for SYNs and adopted sockets */
+	if (st->kind != TH_NET_KIND_ESTABLISHED && !sk_ports_pass(sk))
+		return 0;
+	if (skc->skc_state == TCP_SYN_SENT) {
+		kind = TH_NET_RETRANS_SYN;
+		direction = TH_NET_DIR_OUT;
+	} else {
+		kind = TH_NET_RETRANS_DATA;
+		direction = st->direction ? st->direction : TH_NET_DIR_OUT;
+	}
+	fill_key(&key, labels, skc, skc->skc_num, st->comm, direction, kind);
+	count(&retrans_stats, &key, skb_segs(skb));
+	return 0;
+}
+
+/* SYN-ACK retransmits of a passive open: the request socket has no storage, its listener has */
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(handle_retransmit_synack, const struct sock *sk, const struct request_sock *req)
+{
+	const struct sock_common *rc = &req->__req_common;
+	struct net_sock_state *st;
+	struct net_key key;
+
+	st = bpf_sk_storage_get(&sock_state, (void *)sk, 0, 0);
+	if (!st)
+		st = adopt(sk);
+	if (!st || st->kind == TH_NET_KIND_EXCLUDED)
+		return 0;
+	if (use_ports && !ports_pass(rc->skc_num, bpf_ntohs(rc->skc_dport)))
+		return 0;
+	fill_key(&key, labels, rc, rc->skc_num, st->comm, TH_NET_DIR_IN, TH_NET_RETRANS_SYNACK);
+	count(&retrans_stats, &key, 1);
+	return 0;
+}
+
+/* ---- RTT ---------------------------------------------------------------------------------- */
+
+/* every segment received on an established socket: one sample per socket per interval */
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(handle_tcp_probe, struct sock *sk, const struct sk_buff *skb)
+{
+	struct net_sock_state *st;
+	struct tcp_sock *tp;
+	struct net_key key;
+	__u64 now;
+	__u32 srtt;
+
+	st = bpf_sk_storage_get(&sock_state, sk, 0, 0);
+	if (!st)
+		st = adopt(sk);
+	if (!st)
+		return 0;
+	if (st->kind != TH_NET_KIND_ESTABLISHED && st->kind != TH_NET_KIND_UNKNOWN)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (now - st->last_rtt_ns < rtt_interval_ns)
+		return 0;
+	st->last_rtt_ns = now;
+	if (st->kind == TH_NET_KIND_UNKNOWN && !sk_ports_pass(sk))
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	srtt = tp->srtt_us >> 3;
+	if (!srtt)
+		return 0;
+	fill_key(&key, rtt_labels, &sk->__sk_common, sk->__sk_common.skc_num, st->comm,
+		 st->direction ? st->direction : TH_NET_DIR_OUT, 0);
+	observe(&rtt_hist, &key, (__u64)srtt * 1000);
+	return 0;
+}

@@ -1,0 +1,520 @@
+// The network plugin: TCP connect / accept / close / failed-connect events, connection, byte and
+// retransmit counters, connect-latency, accept-handshake and RTT histograms, per process, from
+// tp_btf tracepoints (inet_sock_set_state, tcp_retransmit_skb, tcp_retransmit_synack, tcp_probe).
+//
+// Everything per event happens in the kernel: metrics are map bindings read by the host at scrape
+// time, events are ring buffers bound to topics. This file turns the config into rodata and
+// filter maps, and declares schemas, families and bindings.
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tracehost/event_fields.hpp"
+#include "tracehost/sdk.hpp"
+#include "tracehost/task_filter.hpp"
+
+#include "network.bpf.embed.h"
+#include "network.h"
+
+namespace tracehost::network {
+namespace {
+
+// ---- layout shared with network.bpf.c: what the schemas and bindings below rely on ------------
+
+static_assert(sizeof(th_event_header) == 48);
+static_assert(sizeof(net_sock_state) == 80);
+static_assert(sizeof(net_key) == 48);
+static_assert(offsetof(net_key, raddr) == 16);
+static_assert(offsetof(net_key, rport) == 32);
+static_assert(offsetof(net_key, port) == 34);
+static_assert(offsetof(net_key, direction) == 36);
+static_assert(offsetof(net_key, extra) == 40);
+static_assert(sizeof(net_conn_stats) == 32);
+static_assert(sizeof(net_hist) == 8 * (TH_NET_SLOTS + 1));
+static_assert(sizeof(net_tcp_event) == 128);
+static_assert(offsetof(net_tcp_event, saddr) == 48);
+static_assert(offsetof(net_tcp_event, daddr) == 64);
+static_assert(offsetof(net_tcp_event, sport) == 80);
+static_assert(offsetof(net_tcp_event, family) == 84);
+static_assert(offsetof(net_tcp_event, duration_ns) == 88);
+static_assert(offsetof(net_tcp_event, retransmits) == 112);
+static_assert(offsetof(net_tcp_event, reason) == 120);
+
+constexpr std::string_view kPlugin = "network";
+constexpr std::string_view kTopicConnect = "tcp.connect";
+constexpr std::string_view kTopicAccept = "tcp.accept";
+constexpr std::string_view kTopicClose = "tcp.close";
+constexpr std::string_view kTopicFailed = "tcp.connect_failed";
+
+// label selection bits, as network.bpf.c reads them (rodata labels / rtt_labels)
+constexpr std::uint32_t kLabelComm = 1;
+constexpr std::uint32_t kLabelRemoteAddr = 2;
+constexpr std::uint32_t kLabelRemotePort = 4;
+constexpr std::uint32_t kLabelServerPort = 8;
+constexpr std::uint32_t kLabelDirection = 16;
+
+struct LabelName {
+  std::string_view name;
+  std::uint32_t bit;
+};
+// the order labels appear in on every family, whatever order the config lists them in
+constexpr std::array<LabelName, 5> kLabels{{{"comm", kLabelComm},
+                                            {"remote_addr", kLabelRemoteAddr},
+                                            {"remote_port", kLabelRemotePort},
+                                            {"server_port", kLabelServerPort},
+                                            {"direction", kLabelDirection}}};
+
+Error config_error(std::string_view key, std::string message) {
+  return Error(ErrorKind::kConfig, detail::concat("[plugins.network] ", key, ": ", message));
+}
+
+// ---- settings: the validated config, in the units BPF wants ----------------------------------
+
+struct Settings {
+  TaskFilter tasks;
+  std::vector<std::uint16_t> ports;
+  std::uint32_t family = TH_NET_FAMILY_ALL;
+  std::uint32_t labels = kLabelComm | kLabelDirection;
+  std::uint32_t rtt_labels = kLabelComm;
+  bool rtt = true;
+  std::uint64_t rtt_interval_ns = 1'000'000'000;
+  bool connect = true;
+  bool accept = true;
+  bool close = true;
+  bool failed = true;
+  std::uint32_t ringbuf_bytes = 0;
+  std::uint32_t max_series = 0;
+  std::uint32_t map_entries = 0;
+};
+
+Result<Settings> read_settings(const Host& host) {
+  const Config cfg = host.config();
+  Settings s;
+
+  TH_ASSIGN_OR_RETURN(
+      s.tasks, read_task_filter(cfg, kPlugin,
+                                kFilterPids | kFilterComms | kFilterCgroup | kFilterExcludeSelf));
+
+  TH_ASSIGN_OR_RETURN(std::vector<std::int64_t> ports, cfg.ints("ports"));
+  std::set<std::int64_t> seen_ports;
+  for (std::int64_t p : ports) {
+    if (p < 1 || p > 65535) {
+      return config_error("ports", detail::concat(p, " is not a TCP port; use 1 to 65535"));
+    }
+    if (seen_ports.insert(p).second) s.ports.push_back(static_cast<std::uint16_t>(p));
+  }
+  if (s.ports.size() > TH_NET_MAX_PORTS) {
+    return config_error("ports", detail::concat(s.ports.size(), " ports given, at most ",
+                                                TH_NET_MAX_PORTS, " are supported"));
+  }
+
+  TH_ASSIGN_OR_RETURN(std::string family, cfg.str("family"));
+  if (family == "all") {
+    s.family = TH_NET_FAMILY_ALL;
+  } else if (family == "ipv4") {
+    s.family = TH_NET_FAMILY_IPV4;
+  } else if (family == "ipv6") {
+    s.family = TH_NET_FAMILY_IPV6;
+  } else {
+    return config_error("family", detail::concat("'", family, "' is not one of all, ipv4, ipv6"));
+  }
+
+  TH_ASSIGN_OR_RETURN(std::vector<std::string> labels, cfg.strings("labels"));
+  if (!labels.empty()) {
+    s.labels = 0;
+    for (const auto& l : labels) {
+      auto it = std::find_if(kLabels.begin(), kLabels.end(),
+                             [&](const LabelName& n) { return n.name == l; });
+      if (it == kLabels.end()) {
+        return config_error("labels", detail::concat("unknown label '", l,
+                                                     "'; use comm, remote_addr, remote_port, "
+                                                     "server_port, direction"));
+      }
+      if ((s.labels & it->bit) != 0) {
+        return config_error("labels", detail::concat("'", l, "' is listed twice; list it once"));
+      }
+      s.labels |= it->bit;
+    }
+  }
+
+  TH_ASSIGN_OR_RETURN(std::string rtt_by, cfg.str("rtt_by"));
+  if (rtt_by == "process") {
+    s.rtt_labels = kLabelComm;
+  } else if (rtt_by == "remote") {
+    s.rtt_labels = kLabelRemoteAddr;
+  } else {
+    return config_error("rtt_by", detail::concat("'", rtt_by, "' is not one of process, remote"));
+  }
+  TH_ASSIGN_OR_RETURN(s.rtt, cfg.boolean("rtt"));
+  TH_ASSIGN_OR_RETURN(std::uint64_t rtt_ms, cfg.u64("rtt_sample_interval_ms"));
+  s.rtt_interval_ns = rtt_ms * 1'000'000;
+
+  TH_ASSIGN_OR_RETURN(s.connect, cfg.boolean("connect"));
+  TH_ASSIGN_OR_RETURN(s.accept, cfg.boolean("accept"));
+  TH_ASSIGN_OR_RETURN(s.close, cfg.boolean("close"));
+  TH_ASSIGN_OR_RETURN(s.failed, cfg.boolean("connect_failed"));
+
+  TH_ASSIGN_OR_RETURN(s.ringbuf_bytes, read_ringbuf_bytes(cfg, kPlugin));
+
+  TH_ASSIGN_OR_RETURN(std::uint64_t max_series, cfg.u64("max_series"));
+  s.max_series = static_cast<std::uint32_t>(max_series);
+  TH_ASSIGN_OR_RETURN(std::uint64_t entries, cfg.u64("metric_map_entries"));
+  s.map_entries = static_cast<std::uint32_t>(entries);
+  return s;
+}
+
+// ---- schemas -----------------------------------------------------------------------------------
+
+using E = net_tcp_event;
+
+// Fields every topic has: the owner (the process that called connect() for outbound
+// connections, listen() for inbound ones), the endpoints.
+std::vector<FieldData> common_fields() {
+  auto f = event_header_fields<E>("when the socket changed state",
+                                  "owner's thread name at connect() (out) / listen() (in)");
+  f.push_back(field<&E::family>("family", FieldType::kEnum)
+                  .enums({{TH_NET_AF_INET, "ipv4"}, {TH_NET_AF_INET6, "ipv6"}})
+                  .doc("ipv4 or ipv6 (an AF_INET6 socket talking to an IPv4-mapped address is "
+                       "ipv6)")
+                  .data());
+  f.push_back(
+      field<&E::saddr>("saddr", FieldType::kIp).family_field("family").doc("local address").data());
+  f.push_back(field<&E::daddr>("daddr", FieldType::kIp)
+                  .family_field("family")
+                  .doc("remote address")
+                  .data());
+  f.push_back(field<&E::sport>("sport", FieldType::kPort).doc("local port").data());
+  f.push_back(field<&E::dport>("dport", FieldType::kPort).doc("remote port").data());
+  f.push_back(field<&E::direction>("direction", FieldType::kEnum)
+                  .enums({{TH_NET_DIR_OUT, "out"}, {TH_NET_DIR_IN, "in"}})
+                  .doc("out: this host connected; in: accepted by a local listener")
+                  .data());
+  return f;
+}
+
+EventSchema connect_schema() {
+  auto f = common_fields();
+  f.push_back(field<&E::duration_ns>("latency_ns", FieldType::kDurationNs)
+                  .doc("connect latency: connect() (CLOSE -> SYN_SENT) to ESTABLISHED")
+                  .data());
+  return EventSchema(kTopicConnect, "an outbound TCP connection was established", sizeof(E),
+                     std::move(f));
+}
+
+EventSchema accept_schema() {
+  auto f = common_fields();
+  f.push_back(field<&E::duration_ns>("handshake_ns", FieldType::kDurationNs)
+                  .doc("SYN-ACK sent -> final ACK received (the kernel's first RTT sample of "
+                       "the child socket); 0 when the kernel took none (SYN-ACK retransmitted)")
+                  .data());
+  f.push_back(field<&E::retransmits>("synack_retransmits", FieldType::kUint)
+                  .doc("SYN-ACKs retransmitted before the handshake completed")
+                  .data());
+  return EventSchema(kTopicAccept, "an inbound TCP connection was established", sizeof(E),
+                     std::move(f));
+}
+
+EventSchema close_schema() {
+  auto f = common_fields();
+  f.push_back(field<&E::bytes_sent>("bytes_sent", FieldType::kUint)
+                  .doc("bytes sent and acknowledged by the peer (tcp_sock.bytes_acked)")
+                  .data());
+  f.push_back(field<&E::bytes_received>("bytes_received", FieldType::kUint)
+                  .doc("bytes received in order (tcp_sock.bytes_received)")
+                  .data());
+  f.push_back(field<&E::duration_ns>("duration_ns", FieldType::kDurationNs)
+                  .doc("ESTABLISHED -> CLOSE")
+                  .data());
+  f.push_back(field<&E::retransmits>("retransmits", FieldType::kUint)
+                  .doc("segments retransmitted over the connection's life (tcp_sock.total_retrans)")
+                  .data());
+  f.push_back(field<&E::srtt_us>("srtt_us", FieldType::kUint)
+                  .doc("smoothed RTT at close, microseconds")
+                  .data());
+  return EventSchema(kTopicClose, "an established TCP connection closed", sizeof(E), std::move(f));
+}
+
+EventSchema failed_schema() {
+  auto f = common_fields();
+  f.push_back(field<&E::reason>("reason", FieldType::kErrno)
+                  .doc("the socket's error: ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ...; 0 when "
+                       "the application closed it before the handshake completed")
+                  .data());
+  f.push_back(field<&E::duration_ns>("latency_ns", FieldType::kDurationNs)
+                  .doc("connect() to the failure")
+                  .data());
+  f.push_back(field<&E::retransmits>("syn_retransmits", FieldType::kUint)
+                  .doc("SYNs retransmitted before the failure")
+                  .data());
+  return EventSchema(kTopicFailed, "an outbound TCP connection never reached ESTABLISHED",
+                     sizeof(E), std::move(f));
+}
+
+// ---- metric families and bindings --------------------------------------------------------------
+
+// A family with the selected labels (canonical order) plus `extra` (reason, kind).
+MetricFamily family(MetricType type, std::string_view name, std::string_view help,
+                    std::uint32_t labels, std::string_view extra, std::uint32_t max_series) {
+  MetricFamily f = type == MetricType::kHistogram ? MetricFamily::histogram(name, help)
+                                                  : MetricFamily::counter(name, help);
+  for (const auto& l : kLabels) {
+    if ((labels & l.bit) != 0) f.add_label(l.name);
+  }
+  if (!extra.empty()) f.add_label(extra);
+  f.max_series(max_series);
+  return f;
+}
+
+template <typename V>
+MapBinding<net_key, V> key_binding(std::uint32_t labels) {
+  MapBinding<net_key, V> b;
+  if ((labels & kLabelComm) != 0) b.template label<&net_key::comm>("comm", KeyKind::kString);
+  if ((labels & kLabelRemoteAddr) != 0) {
+    b.template label<&net_key::raddr>("remote_addr", KeyKind::kIp);
+  }
+  if ((labels & kLabelRemotePort) != 0) {
+    b.template label<&net_key::rport>("remote_port", KeyKind::kUint);
+  }
+  if ((labels & kLabelServerPort) != 0) {
+    b.template label<&net_key::port>("server_port", KeyKind::kUint);
+  }
+  if ((labels & kLabelDirection) != 0) {
+    b.template label<&net_key::direction>("direction", KeyKind::kEnum)
+        .enums({{TH_NET_DIR_OUT, "out"}, {TH_NET_DIR_IN, "in"}});
+  }
+  return b;
+}
+
+}  // namespace
+
+class NetworkPlugin final : public Plugin {
+ public:
+  static std::vector<ConfigKey> config_keys() {
+    std::vector<ConfigKey> k;
+    add_task_filter_keys(k, kFilterPids | kFilterComms | kFilterCgroup);
+    k.push_back(ConfigKey::ints("ports",
+                                "only connections whose local or remote port is in this list "
+                                "(filtered in the kernel); empty = all")
+                    .range(1, 65535));
+    k.push_back(ConfigKey::str("family", "all", "address family: all, ipv4 or ipv6")
+                    .choices({"all", "ipv4", "ipv6"}));
+    add_task_filter_keys(k, kFilterExcludeSelf);
+    k.push_back(ConfigKey::strings("labels",
+                                   "metric labels, from comm, remote_addr, remote_port, "
+                                   "server_port, direction; empty = [\"comm\", \"direction\"]")
+                    .choices({"comm", "remote_addr", "remote_port", "server_port", "direction"}));
+    k.push_back(ConfigKey::u64("max_series", 1000,
+                               "label sets kept per metric before the rest fold into \"other\"")
+                    .range(1, 1000000));
+    k.push_back(ConfigKey::u64("metric_map_entries", 4096,
+                               "label sets kept in each kernel metric map; least recently "
+                               "used ones are evicted")
+                    .range(16, 1 << 20));
+    k.push_back(ConfigKey::boolean("rtt", true,
+                                   "sample the smoothed RTT from tcp_probe (runs for every "
+                                   "received segment)"));
+    k.push_back(ConfigKey::u64("rtt_sample_interval_ms", 1000,
+                               "at most one RTT sample per socket per interval; 0 = every "
+                               "received segment")
+                    .range(0, 3600000));
+    k.push_back(ConfigKey::str("rtt_by", "process",
+                               "RTT histogram per process (label comm) or per remote address "
+                               "(label remote_addr)")
+                    .choices({"process", "remote"}));
+    k.push_back(ConfigKey::boolean("connect", true, "emit tcp.connect events"));
+    k.push_back(ConfigKey::boolean("accept", true, "emit tcp.accept events"));
+    k.push_back(ConfigKey::boolean("close", true, "emit tcp.close events"));
+    k.push_back(ConfigKey::boolean("connect_failed", true, "emit tcp.connect_failed events"));
+    k.push_back(ringbuf_kb_key());
+    return k;
+  }
+
+  static std::vector<EventSchema> topics() {
+    std::vector<EventSchema> t;
+    t.push_back(connect_schema());
+    t.push_back(accept_schema());
+    t.push_back(close_schema());
+    t.push_back(failed_schema());
+    return t;
+  }
+
+  Status start(Host& host) override {
+    TH_ASSIGN_OR_RETURN(Settings s, read_settings(host));
+
+    TH_ASSIGN_OR_RETURN(BpfObject obj, host.bpf().open("network", embedded::network_bpf()));
+    TH_TRY(configure(obj, s));
+    TH_TRY(obj.load());
+    TH_TRY(fill_task_filter(obj, s.tasks));
+    if (!s.ports.empty()) {
+      TH_ASSIGN_OR_RETURN(Map ports, obj.map("port_filter"));
+      const std::uint8_t one = 1;
+      for (std::uint16_t p : s.ports) TH_TRY(ports.update(p, one));
+    }
+    TH_TRY(bind_topics(host, obj, s));
+    TH_TRY(bind_metrics(host, obj, s));
+    // the state machine first: retransmits and RTT samples of sockets it has not seen yet are
+    // attributed to "[unknown]" anyway
+    TH_TRY(obj.attach("handle_set_state", tp_btf("inet_sock_set_state")));
+    TH_TRY(obj.attach("handle_retransmit", tp_btf("tcp_retransmit_skb")));
+    TH_TRY(obj.attach("handle_retransmit_synack", tp_btf("tcp_retransmit_synack")));
+    if (s.rtt) TH_TRY(obj.attach("handle_tcp_probe", tp_btf("tcp_probe")));
+
+    std::string labels;
+    for (const auto& l : kLabels) {
+      if ((s.labels & l.bit) != 0) labels += (labels.empty() ? "" : ",") + std::string(l.name);
+    }
+    host.log().info("tracing TCP (",
+                    s.family == TH_NET_FAMILY_ALL    ? "ipv4+ipv6"
+                    : s.family == TH_NET_FAMILY_IPV4 ? "ipv4"
+                                                     : "ipv6",
+                    "); labels: ", labels.empty() ? "none" : labels,
+                    "; events:", s.connect ? " connect" : "", s.accept ? " accept" : "",
+                    s.close ? " close" : "", s.failed ? " connect_failed" : "",
+                    (!s.connect && !s.accept && !s.close && !s.failed) ? " none" : "",
+                    s.rtt ? "; rtt sampled every " : "; rtt off",
+                    s.rtt ? std::to_string(s.rtt_interval_ns / 1'000'000) + " ms per socket" : "",
+                    s.ports.empty() ? "" : "; ports filtered",
+                    s.tasks.self_tgid != 0 ? "; excluding the host's own pid" : "");
+    return ok();
+  }
+
+ private:
+  static Status configure(const BpfObject& obj, const Settings& s) {
+    auto u32 = [](bool b) { return static_cast<std::uint32_t>(b ? 1 : 0); };
+    TH_TRY(configure_task_filter(obj, s.tasks));
+
+    TH_TRY(obj.set_rodata("family_filter", s.family));
+    TH_TRY(obj.set_rodata("use_ports", u32(!s.ports.empty())));
+    TH_TRY(obj.set_rodata("task_filtered", u32(!s.tasks.selects_all())));
+    TH_TRY(obj.set_rodata("labels", s.labels));
+    TH_TRY(obj.set_rodata("rtt_labels", s.rtt_labels));
+    TH_TRY(obj.set_rodata("rtt_interval_ns", s.rtt_interval_ns));
+    TH_TRY(obj.set_rodata("emit_connect", u32(s.connect)));
+    TH_TRY(obj.set_rodata("emit_accept", u32(s.accept)));
+    TH_TRY(obj.set_rodata("emit_close", u32(s.close)));
+    TH_TRY(obj.set_rodata("emit_failed", u32(s.failed)));
+    TH_TRY(obj.set_autoload("handle_tcp_probe", s.rtt));
+
+    // a disabled topic's ring shrinks to one page
+    const auto page = static_cast<std::uint32_t>(::sysconf(_SC_PAGESIZE));
+    auto ring = [&](bool on) { return on ? s.ringbuf_bytes : page; };
+    TH_TRY(obj.set_max_entries("connect_events", ring(s.connect)));
+    TH_TRY(obj.set_max_entries("accept_events", ring(s.accept)));
+    TH_TRY(obj.set_max_entries("close_events", ring(s.close)));
+    TH_TRY(obj.set_max_entries("failed_events", ring(s.failed)));
+    TH_TRY(obj.set_max_entries(
+        "port_filter", static_cast<std::uint32_t>(std::max<std::size_t>(s.ports.size(), 1))));
+    for (std::string_view map :
+         {"conn_stats", "fail_stats", "retrans_stats", "connect_hist", "accept_hist"}) {
+      TH_TRY(obj.set_max_entries(map, s.map_entries));
+    }
+    TH_TRY(obj.set_max_entries("rtt_hist", s.rtt ? s.map_entries : 1u));
+    return ok();
+  }
+
+  static Status bind_topics(Host& host, const BpfObject& obj, const Settings& s) {
+    struct Topic {
+      bool on;
+      std::string_view map;
+      std::string_view topic;
+    };
+    const std::array<Topic, 4> topics{{{s.connect, "connect_events", kTopicConnect},
+                                       {s.accept, "accept_events", kTopicAccept},
+                                       {s.close, "close_events", kTopicClose},
+                                       {s.failed, "failed_events", kTopicFailed}}};
+    for (const auto& t : topics) {
+      if (!t.on) continue;
+      TH_ASSIGN_OR_RETURN(Map ring, obj.map(t.map));
+      TH_TRY(host.events().bind(ring, t.topic));
+    }
+    return ok();
+  }
+
+  static Status bind_metrics(Host& host, const BpfObject& obj, const Settings& s) {
+    const Metrics metrics = host.metrics();
+    auto reg = [&](MetricType type, std::string_view name, std::string_view help,
+                   std::uint32_t labels, std::string_view extra = {}) {
+      return metrics.register_family(family(type, name, help, labels, extra, s.max_series));
+    };
+    const auto counter = MetricType::kCounter;
+    const auto histogram = MetricType::kHistogram;
+
+    TH_ASSIGN_OR_RETURN(Map conns, obj.map("conn_stats"));
+    TH_ASSIGN_OR_RETURN(Metric opened, reg(counter, "network_tcp_connections_opened",
+                                           "TCP connections established", s.labels));
+    TH_TRY(metrics.bind(opened, conns,
+                        key_binding<net_conn_stats>(s.labels).value<&net_conn_stats::opened>()));
+    TH_ASSIGN_OR_RETURN(Metric closed, reg(counter, "network_tcp_connections_closed",
+                                           "established TCP connections closed", s.labels));
+    TH_TRY(metrics.bind(closed, conns,
+                        key_binding<net_conn_stats>(s.labels).value<&net_conn_stats::closed>()));
+    TH_ASSIGN_OR_RETURN(Metric sent, reg(counter, "network_tcp_bytes_sent",
+                                         "bytes sent and acknowledged, counted when a connection "
+                                         "closes",
+                                         s.labels));
+    TH_TRY(metrics.bind(
+        sent, conns, key_binding<net_conn_stats>(s.labels).value<&net_conn_stats::bytes_sent>()));
+    TH_ASSIGN_OR_RETURN(Metric received,
+                        reg(counter, "network_tcp_bytes_received",
+                            "bytes received, counted when a connection closes", s.labels));
+    TH_TRY(metrics.bind(
+        received, conns,
+        key_binding<net_conn_stats>(s.labels).value<&net_conn_stats::bytes_received>()));
+
+    TH_ASSIGN_OR_RETURN(Map fails, obj.map("fail_stats"));
+    TH_ASSIGN_OR_RETURN(
+        Metric failed,
+        reg(counter, "network_tcp_connections_failed",
+            "outbound TCP connections that never reached ESTABLISHED", s.labels, "reason"));
+    TH_TRY(metrics.bind(
+        failed, fails,
+        key_binding<std::uint64_t>(s.labels).label<&net_key::extra>("reason", KeyKind::kErrno)));
+
+    TH_ASSIGN_OR_RETURN(Map retrans, obj.map("retrans_stats"));
+    TH_ASSIGN_OR_RETURN(
+        Metric retransmits,
+        reg(counter, "network_tcp_retransmits",
+            "TCP segments retransmitted (kind: data, syn, synack)", s.labels, "kind"));
+    TH_TRY(metrics.bind(retransmits, retrans,
+                        key_binding<std::uint64_t>(s.labels)
+                            .label<&net_key::extra>("kind", KeyKind::kEnum)
+                            .enums({{TH_NET_RETRANS_DATA, "data"},
+                                    {TH_NET_RETRANS_SYN, "syn"},
+                                    {TH_NET_RETRANS_SYNACK, "synack"}})));
+
+    auto bind_hist = [&](std::string_view map_name, std::string_view name, std::string_view help,
+                         std::uint32_t labels) -> Status {
+      TH_ASSIGN_OR_RETURN(Map map, obj.map(map_name));
+      TH_ASSIGN_OR_RETURN(Metric m, reg(histogram, name, help, labels));
+      return metrics.bind(
+          m, map,
+          key_binding<net_hist>(labels).log2_hist<&net_hist::slots, &net_hist::sum_ns>().scale(
+              1e-9));
+    };
+    TH_TRY(bind_hist("connect_hist", "network_tcp_connect_latency_seconds",
+                     "connect() to ESTABLISHED (log2 buckets)", s.labels));
+    TH_TRY(bind_hist("accept_hist", "network_tcp_accept_handshake_seconds",
+                     "inbound handshake: SYN-ACK sent to final ACK received (log2 buckets)",
+                     s.labels));
+    if (s.rtt) {
+      TH_TRY(bind_hist("rtt_hist", "network_tcp_rtt_seconds",
+                       "smoothed RTT, sampled per socket at most every rtt_sample_interval_ms "
+                       "(log2 buckets)",
+                       s.rtt_labels));
+    }
+    return ok();
+  }
+};
+
+}  // namespace tracehost::network
+
+TRACEHOST_PLUGIN(tracehost::network::NetworkPlugin, "network", "1.0.0",
+                 "TCP connections per process: connect/accept/close/failed events, bytes, "
+                 "retransmits, connect latency, handshake and RTT histograms (tp_btf)");
