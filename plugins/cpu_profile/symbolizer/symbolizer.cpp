@@ -250,7 +250,42 @@ std::string ElfSymbols::read_build_id(const std::filesystem::path& path) {
   return file.get() == nullptr ? std::string() : build_id_of(file.get());
 }
 
-std::shared_ptr<const ElfSymbols> ElfSymbols::load(const std::filesystem::path& path) {
+namespace {
+
+// Appends the function symbols of `elf`'s .symtab and .dynsym; true when it has a .symtab.
+template <typename Symbol>
+bool read_function_symbols(Elf* elf, std::vector<Symbol>& out) {
+  bool has_symtab = false;
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr) continue;
+    if (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM) continue;
+    // a separate debug file keeps the section headers of stripped sections, without data
+    if (shdr.sh_type == SHT_SYMTAB && shdr.sh_size > 0) has_symtab = true;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (data == nullptr || shdr.sh_entsize == 0) continue;
+    const std::size_t count = shdr.sh_size / shdr.sh_entsize;
+    for (std::size_t i = 0; i < count; ++i) {
+      GElf_Sym sym;
+      if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) continue;
+      const int type = GELF_ST_TYPE(sym.st_info);
+      if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF ||
+          sym.st_value == 0) {
+        continue;
+      }
+      const char* name = elf_strptr(elf, shdr.sh_link, sym.st_name);
+      if (name == nullptr || *name == '\0') continue;
+      out.push_back({sym.st_value, sym.st_size, demangle(name)});
+    }
+  }
+  return has_symtab;
+}
+
+}  // namespace
+
+std::shared_ptr<const ElfSymbols> ElfSymbols::load(const std::filesystem::path& path,
+                                                   const std::filesystem::path& debug_root) {
   ElfFile file(path);
   Elf* elf = file.get();
   if (elf == nullptr) return nullptr;
@@ -266,25 +301,18 @@ std::shared_ptr<const ElfSymbols> ElfSymbols::load(const std::filesystem::path& 
     }
   }
 
-  Elf_Scn* scn = nullptr;
-  while ((scn = elf_nextscn(elf, scn)) != nullptr) {
-    GElf_Shdr shdr;
-    if (gelf_getshdr(scn, &shdr) == nullptr) continue;
-    if (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM) continue;
-    Elf_Data* data = elf_getdata(scn, nullptr);
-    if (data == nullptr || shdr.sh_entsize == 0) continue;
-    const std::size_t count = shdr.sh_size / shdr.sh_entsize;
-    for (std::size_t i = 0; i < count; ++i) {
-      GElf_Sym sym;
-      if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) continue;
-      const int type = GELF_ST_TYPE(sym.st_info);
-      if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF ||
-          sym.st_value == 0) {
-        continue;
-      }
-      const char* name = elf_strptr(elf, shdr.sh_link, sym.st_name);
-      if (name == nullptr || *name == '\0') continue;
-      result->symbols_.push_back({sym.st_value, sym.st_size, demangle(name)});
+  const bool has_symtab = read_function_symbols(elf, result->symbols_);
+  // A stripped file (only .dynsym, as distributions ship libraries): its full symbol table may
+  // be in a separate debug file named by build-id (Debian's *-dbg / *-dbgsym packages), with
+  // the same virtual addresses.
+  if (!has_symtab && !result->build_id_.empty() && result->build_id_.size() > 2 &&
+      !debug_root.empty()) {
+    const auto debug_file = debug_root / ".build-id" / result->build_id_.substr(0, 2) /
+                            (result->build_id_.substr(2) + ".debug");
+    ElfFile debug(debug_file);
+    if (debug.get() != nullptr && build_id_of(debug.get()) == result->build_id_) {
+      read_function_symbols(debug.get(), result->symbols_);
+      result->debug_file_ = debug_file;
     }
   }
   // .symtab and .dynsym repeat exported functions: keep one per address, preferring sized ones.
@@ -317,7 +345,8 @@ std::optional<std::pair<std::string, std::uint64_t>> ElfSymbols::lookup(std::uin
 
 // ---------------------------------------------------------------- Symbolizer
 
-Symbolizer::Symbolizer(std::filesystem::path proc_root) : proc_root_(std::move(proc_root)) {}
+Symbolizer::Symbolizer(std::filesystem::path proc_root, std::filesystem::path debug_root)
+    : proc_root_(std::move(proc_root)), debug_root_(std::move(debug_root)) {}
 
 std::size_t Symbolizer::load_kernel_symbols() {
   auto table = KernelSymbols::load(proc_root_ / "kallsyms");
@@ -367,7 +396,7 @@ std::shared_ptr<const ElfSymbols> Symbolizer::open_elf(pid_t pid, const Mapping&
       return it->second;
     }
   }
-  auto elf = ElfSymbols::load(path);
+  auto elf = ElfSymbols::load(path, debug_root_);
   ++parse_count_;
   by_file_id_[file_id] = elf;
   if (elf != nullptr && !elf->build_id().empty()) by_build_id_[elf->build_id()] = elf;

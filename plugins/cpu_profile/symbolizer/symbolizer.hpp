@@ -93,8 +93,13 @@ class PerfMap {
 // Function symbols of one ELF file plus its PT_LOAD layout, immutable once loaded.
 class ElfSymbols {
  public:
-  // nullptr when the file is missing or not an ELF file.
-  static std::shared_ptr<const ElfSymbols> load(const std::filesystem::path& path);
+  // nullptr when the file is missing or not an ELF file. A file without .symtab (stripped) also
+  // takes the symbols of its separate debug file, <debug_root>/.build-id/xx/yyyy.debug, when
+  // one with the same build-id exists (empty debug_root: don't look).
+  static std::shared_ptr<const ElfSymbols> load(
+      const std::filesystem::path& path,
+      const std::filesystem::path& debug_root = kDefaultDebugRoot);
+  static constexpr const char* kDefaultDebugRoot = "/usr/lib/debug";
   // Only the NT_GNU_BUILD_ID note, hex; empty when absent or unreadable.
   static std::string read_build_id(const std::filesystem::path& path);
 
@@ -106,6 +111,8 @@ class ElfSymbols {
       std::uint64_t vaddr) const;
 
   [[nodiscard]] const std::string& build_id() const noexcept { return build_id_; }
+  // The separate debug file whose symbols were added; empty when none was used.
+  [[nodiscard]] const std::filesystem::path& debug_file() const noexcept { return debug_file_; }
   [[nodiscard]] std::size_t symbol_count() const noexcept { return symbols_.size(); }
 
  private:
@@ -122,13 +129,15 @@ class ElfSymbols {
   std::vector<Symbol> symbols_;
   std::vector<Segment> segments_;
   std::string build_id_;
+  std::filesystem::path debug_file_;
 };
 
 // Thread-safe. Keeps per-pid snapshots (mappings + their ELF tables + perf map) so processes
 // that exit before their samples are drained still get named frames.
 class Symbolizer {
  public:
-  explicit Symbolizer(std::filesystem::path proc_root = "/proc");
+  explicit Symbolizer(std::filesystem::path proc_root = "/proc",
+                      std::filesystem::path debug_root = ElfSymbols::kDefaultDebugRoot);
 
   // Loads /proc/kallsyms (again); returns the number of kernel symbols.
   std::size_t load_kernel_symbols();
@@ -175,6 +184,7 @@ class Symbolizer {
   std::shared_ptr<const ElfSymbols> open_elf(pid_t pid, const Mapping& m);
 
   std::filesystem::path proc_root_;
+  std::filesystem::path debug_root_;
   mutable std::mutex mutex_;
   KernelSymbols kernel_;
   std::map<pid_t, Process> processes_;

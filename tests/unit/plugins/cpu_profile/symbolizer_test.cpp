@@ -30,6 +30,7 @@ __attribute__((noinline)) int symbolizer_self_target(int x) {
 
 namespace {
 
+using tracehost::cpu_profile::ElfSymbols;
 using tracehost::cpu_profile::SymbolizedFrame;
 using tracehost::cpu_profile::KernelSymbols;
 using tracehost::cpu_profile::Mapping;
@@ -193,6 +194,61 @@ TEST_F(SymbolizerElfTest, SharedLibraryAndDemangling) {
   EXPECT_EQ(f.function, "thns::compute(int)");
   EXPECT_EQ(f.offset, 2u);
   EXPECT_EQ(f.module, "libthcxx.so");
+}
+
+// A stripped library (only .dynsym, as distributions ship them) gets its local functions from a
+// separate debug file found by build-id under the debug root, as Debian's -dbg packages lay out.
+TEST_F(SymbolizerElfTest, StrippedLibraryUsesTheDebugFileOfItsBuildId) {
+  const std::string d = dir_.string();
+  write(dir_ / "hidden.c",
+        "static __attribute__((noinline)) int th_hidden(int x) { int y = x; for (int i = 0; i < 7; "
+        "++i) y += i * x; return y; }\n"
+        "int th_exported(int x) { return th_hidden(x) + 1; }\n");
+  ASSERT_EQ(std::system(("cc -O0 -g -shared -fPIC -Wl,--build-id -o " + d + "/libhidden.so " + d +
+                         "/hidden.c")
+                            .c_str()),
+            0);
+  const auto syms = nm_symbols(dir_ / "libhidden.so");
+  ASSERT_TRUE(syms.contains("th_hidden"));
+  const std::string id = ElfSymbols::read_build_id(dir_ / "libhidden.so");
+  ASSERT_GT(id.size(), 2u);
+  const fs::path root = dir_ / "debug";
+  fs::create_directories(root / ".build-id" / id.substr(0, 2));
+  const fs::path debug_file = root / ".build-id" / id.substr(0, 2) / (id.substr(2) + ".debug");
+  ASSERT_EQ(std::system(("objcopy --only-keep-debug " + d + "/libhidden.so " + debug_file.string())
+                            .c_str()),
+            0);
+  ASSERT_EQ(std::system(("strip --strip-all -o " + d + "/libhidden-stripped.so " + d +
+                         "/libhidden.so")
+                            .c_str()),
+            0);
+
+  // without the debug file the local function has no name
+  auto bare = ElfSymbols::load(dir_ / "libhidden-stripped.so", "");
+  ASSERT_NE(bare, nullptr);
+  auto miss = bare->lookup(syms.at("th_hidden") + 4);
+  EXPECT_TRUE(!miss.has_value() || miss->first != "th_hidden");
+  EXPECT_TRUE(bare->debug_file().empty());
+
+  auto with_debug = ElfSymbols::load(dir_ / "libhidden-stripped.so", root);
+  ASSERT_NE(with_debug, nullptr);
+  auto hit = with_debug->lookup(syms.at("th_hidden") + 4);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->first, "th_hidden");
+  EXPECT_EQ(hit->second, 4u);
+  EXPECT_EQ(with_debug->debug_file(), debug_file);
+  // the exported function still resolves (from .dynsym)
+  auto exported = with_debug->lookup(syms.at("th_exported"));
+  ASSERT_TRUE(exported.has_value());
+  EXPECT_EQ(exported->first, "th_exported");
+
+  // a debug file with another build-id is not used
+  ASSERT_EQ(std::system(("objcopy --only-keep-debug " + d + "/libth.so " + debug_file.string())
+                            .c_str()),
+            0);
+  auto wrong = ElfSymbols::load(dir_ / "libhidden-stripped.so", root);
+  ASSERT_NE(wrong, nullptr);
+  EXPECT_TRUE(wrong->debug_file().empty());
 }
 
 TEST_F(SymbolizerElfTest, FileOffsetsDifferFromVirtualAddresses) {
