@@ -6,14 +6,17 @@
  * Only tracepoints (tp_btf) and CO-RE reads. Most of these tracepoints fire in softirq context
  * where `current` is whoever the packet interrupted, so the owner is remembered when it is known:
  * at connect() (CLOSE -> SYN_SENT) and listen() (CLOSE -> LISTEN), both in the caller's context.
- * The owner lives in socket local storage (BPF_MAP_TYPE_SK_STORAGE): no hash keyed by socket
- * pointer, no stale entries (the kernel frees it with the socket), and with BPF_F_CLONE a
- * listener's storage is copied into every child socket it creates, so an accepted connection
- * finds its listener's owner on its own socket.
+ * A connecting socket's owner goes into a hash keyed by the socket's address (sock_state); a
+ * listener's into a hash keyed by network namespace, family and port (listeners), where an
+ * accepted child finds it when it reaches ESTABLISHED and copies it into sock_state. Entries
+ * are deleted when their socket reaches CLOSE, which every TCP socket passes through before the
+ * kernel frees it. Plain preallocated hashes: no allocation, no memory-cgroup charge and no RCU
+ * free per connection, which socket local storage (create + BPF_F_CLONE copy into every child
+ * + free) costs.
  *
  * Task filters (pids, comms, cgroup, the host itself) are applied at those two process-context
- * points; a rejected socket gets an "excluded" mark so later softirq events skip it. Sockets
- * that opened before the plugin started have no storage: they are counted under the owner
+ * points; a rejected socket gets an "excluded" entry so later softirq events skip it. Sockets
+ * that opened before the plugin started have no entry: they are counted under the owner
  * "[unknown]" unless a task filter is configured (then nobody can say whether they pass).
  */
 #include "tracehost/common.bpf.h"
@@ -41,21 +44,35 @@ const volatile __u32 use_ports = 0;       /* non-zero: only sockets with a port 
 const volatile __u32 task_filtered = 0;   /* pids/comms/cgroup set: skip sockets of unknown owner */
 const volatile __u32 labels = TH_NET_L_COMM | TH_NET_L_DIRECTION;
 const volatile __u32 rtt_labels = TH_NET_L_COMM;
-const volatile __u64 rtt_interval_ns = 1000000000ULL;
+const volatile __u64 rtt_interval_us = 1000000ULL;
 const volatile __u32 emit_connect = 1;
 const volatile __u32 emit_accept = 1;
 const volatile __u32 emit_close = 1;
 const volatile __u32 emit_failed = 1;
 
-/* a closed socket keeps its storage until it is freed; this kind makes later events skip it */
-#define TH_NET_KIND_CLOSED 6
-
+/* per-socket state, keyed by the socket's address; sized by the plugin (max_connections) */
 struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
-	__type(key, int);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
 	__type(value, struct net_sock_state);
 } sock_state SEC(".maps");
+
+/* listeners' owners, by (netns, family, port); sized by the plugin */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct net_listen_key);
+	__type(value, struct net_listener);
+} listeners SEC(".maps");
+
+/* [0]: sockets not tracked because sock_state or listeners was full */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} untracked SEC(".maps");
 
 /* ports filter: local or remote port (host order) in this set; sized by the plugin */
 struct {
@@ -90,20 +107,6 @@ struct {
 	__type(key, struct net_key);
 	__type(value, __u64);
 } retrans_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct net_key);
-	__type(value, struct net_hist);
-} connect_hist SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct net_key);
-	__type(value, struct net_hist);
-} accept_hist SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -203,18 +206,31 @@ static __always_inline void count(void *map, struct net_key *k, __u64 n)
 		__sync_fetch_and_add(v, n);
 }
 
+static __always_inline void hist_add(__u64 *slots, __u64 *sum, __u64 ns)
+{
+	__u32 slot = th_log2_u64(ns);
+
+	if (slot >= TH_NET_SLOTS)
+		slot = TH_NET_SLOTS - 1;
+	__sync_fetch_and_add(&slots[slot], 1);
+	__sync_fetch_and_add(sum, ns);
+}
+
 static __always_inline void observe(void *map, struct net_key *k, __u64 ns)
 {
 	struct net_hist *h = lookup_or_init(map, k, &zero_hist);
-	__u32 slot;
 
-	if (!h)
-		return;
-	slot = th_log2_u64(ns);
-	if (slot >= TH_NET_SLOTS)
-		slot = TH_NET_SLOTS - 1;
-	__sync_fetch_and_add(&h->slots[slot], 1);
-	__sync_fetch_and_add(&h->sum_ns, ns);
+	if (h)
+		hist_add(h->slots, &h->sum_ns, ns);
+}
+
+static __always_inline void count_untracked(void)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&untracked, &zero);
+
+	if (v)
+		__sync_fetch_and_add(v, 1);
 }
 
 /* ---- events ------------------------------------------------------------------------------- */
@@ -226,12 +242,12 @@ static __always_inline void fill_event(struct net_tcp_event *e, const struct soc
 	__u16 family = skc->skc_family;
 
 	e->hdr.timestamp_ns = now;
-	e->hdr.cgroup_id = st->cgroup_id;
-	e->hdr.pid = st->pid;
-	e->hdr.tid = st->tid;
-	e->hdr.uid = st->uid;
-	e->hdr.gid = st->gid;
-	__builtin_memcpy(e->hdr.comm, st->comm, TH_COMM_LEN);
+	e->hdr.cgroup_id = st->owner.cgroup_id;
+	e->hdr.pid = st->owner.pid;
+	e->hdr.tid = st->owner.tid;
+	e->hdr.uid = st->owner.uid;
+	e->hdr.gid = st->owner.gid;
+	__builtin_memcpy(e->hdr.comm, st->owner.comm, TH_COMM_LEN);
 	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
 	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
 	if (family == TH_NET_AF_INET) {
@@ -256,77 +272,173 @@ static __always_inline void fill_event(struct net_tcp_event *e, const struct soc
 
 /* ---- the owner ---------------------------------------------------------------------------- */
 
-/* process context (connect, listen): remember the caller, or mark the socket excluded */
-static __always_inline void remember_owner(const struct sock *sk, __u32 kind)
+static __always_inline void fill_owner(struct net_owner *o, struct task_struct *task)
+{
+	__u64 uid_gid = bpf_get_current_uid_gid();
+
+	o->cgroup_id = bpf_get_current_cgroup_id();
+	o->pid = task->tgid;
+	o->tid = task->pid;
+	o->uid = (__u32)uid_gid;
+	o->gid = uid_gid >> 32;
+	th_task_comm(task, (__u64 *)o->comm);
+}
+
+static __always_inline void fill_listen_key(struct net_listen_key *k, const struct sock *sk)
+{
+	k->net = (__u64)sk->__sk_common.skc_net.net;
+	k->port = sk->__sk_common.skc_num;
+	k->family = sk->__sk_common.skc_family;
+	k->pad = 0;
+}
+
+/* connect() (CLOSE -> SYN_SENT), process context: remember the caller, or mark the socket
+ * excluded. A connect() after a failed one starts from scratch either way. */
+static __always_inline void remember_connect(const struct sock *sk)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct net_sock_state *st;
-	__u64 uid_gid;
+	struct net_sock_state st = {};
+	__u64 key = (__u64)sk;
 
-	/* a connect() after a failed one reuses the storage: start from scratch either way */
-	st = bpf_sk_storage_get(&sock_state, (void *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!st)
-		return;
 	if (!family_passes(sk->__sk_common.skc_family) || !th_filter_pass(task)) {
-		st->kind = TH_NET_KIND_EXCLUDED;
-		return;
+		st.kind = TH_NET_KIND_EXCLUDED;
+	} else {
+		fill_owner(&st.owner, task);
+		st.start_ns = bpf_ktime_get_ns();
+		st.direction = TH_NET_DIR_OUT;
+		st.kind = TH_NET_KIND_CONNECTING;
 	}
-	uid_gid = bpf_get_current_uid_gid();
-	st->start_ns = bpf_ktime_get_ns();
-	st->established_ns = 0;
-	st->last_rtt_ns = 0;
-	st->cgroup_id = bpf_get_current_cgroup_id();
-	st->pid = task->tgid;
-	st->tid = task->pid;
-	st->uid = (__u32)uid_gid;
-	st->gid = uid_gid >> 32;
-	th_task_comm(task, (__u64 *)st->comm);
-	st->direction = kind == TH_NET_KIND_LISTENER ? TH_NET_DIR_IN : TH_NET_DIR_OUT;
-	st->kind = kind;
+	if (bpf_map_update_elem(&sock_state, &key, &st, BPF_ANY))
+		count_untracked();
+}
+
+/* listen() (CLOSE -> LISTEN), process context: the owner of every child this listener accepts */
+static __always_inline void remember_listen(const struct sock *sk)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct net_listener l = {};
+	struct net_listen_key k;
+
+	fill_listen_key(&k, sk);
+	l.sk = (__u64)sk;
+	if (!family_passes(sk->__sk_common.skc_family) || !th_filter_pass(task)) {
+		l.kind = TH_NET_KIND_EXCLUDED;
+	} else {
+		fill_owner(&l.owner, task);
+		l.kind = TH_NET_KIND_LISTENER;
+	}
+	if (bpf_map_update_elem(&listeners, &k, &l, BPF_ANY))
+		count_untracked();
+}
+
+/* LISTEN -> CLOSE: forget the listener, unless a later listen() on the same key replaced it */
+static __always_inline void forget_listen(const struct sock *sk)
+{
+	struct net_listen_key k;
+	struct net_listener *l;
+
+	fill_listen_key(&k, sk);
+	l = bpf_map_lookup_elem(&listeners, &k);
+	if (l && l->sk == (__u64)sk)
+		bpf_map_delete_elem(&listeners, &k);
 }
 
 /*
- * The storage of a socket that opened before the plugin started: created on first sight with
+ * The state of a socket that opened before the plugin started: inserted on first sight with
  * the owner "[unknown]", or NULL when a task filter is set (such a socket may belong to a
- * filtered-out process) or the family filter rejects it.
+ * filtered-out process) or the family filter rejects it. Deleted at CLOSE like any other.
  */
 static __always_inline struct net_sock_state *adopt(const struct sock *sk)
 {
-	struct net_sock_state *st;
+	struct net_sock_state st = {};
+	__u64 key = (__u64)sk;
 
 	if (task_filtered || !family_passes(sk->__sk_common.skc_family))
 		return 0;
-	st = bpf_sk_storage_get(&sock_state, (void *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!st)
-		return 0;
-	/* two CPUs may adopt at once: both write the same values */
-	if (st->kind == 0) {
-		__builtin_memcpy(st->comm, unknown_comm, TH_COMM_LEN);
-		st->sport = sk->__sk_common.skc_num;
-		st->kind = TH_NET_KIND_UNKNOWN;
-	}
-	return st;
+	__builtin_memcpy(st.owner.comm, unknown_comm, TH_COMM_LEN);
+	st.sport = sk->__sk_common.skc_num;
+	st.kind = TH_NET_KIND_UNKNOWN;
+	/* two CPUs may adopt at once: the first insert wins */
+	if (bpf_map_update_elem(&sock_state, &key, &st, BPF_NOEXIST) == -28 /* ENOSPC */)
+		count_untracked();
+	return bpf_map_lookup_elem(&sock_state, &key);
+}
+
+static __always_inline struct net_sock_state *sock_lookup(const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	return bpf_map_lookup_elem(&sock_state, &key);
+}
+
+static __always_inline void sock_forget(const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	bpf_map_delete_elem(&sock_state, &key);
 }
 
 /* ---- state changes ------------------------------------------------------------------------ */
+
+/*
+ * SYN_RECV -> ESTABLISHED of an accepted child: its state is its listener's owner, inserted
+ * with one map update. Returns the child's entry, or NULL when it is not reported.
+ */
+static __always_inline struct net_sock_state *child_state(const struct sock *sk)
+{
+	struct net_sock_state child = {};
+	struct net_listen_key k;
+	struct net_listener *l;
+	__u64 key = (__u64)sk;
+	long err;
+
+	fill_listen_key(&k, sk);
+	l = bpf_map_lookup_elem(&listeners, &k);
+	if (!l) {
+		/* a listener that opened before the plugin started */
+		struct net_sock_state *st = sock_lookup(sk);
+
+		return st ? st : adopt(sk);
+	}
+	if (l->kind == TH_NET_KIND_EXCLUDED) {
+		child.kind = TH_NET_KIND_EXCLUDED;
+	} else {
+		child.owner = l->owner;
+		child.direction = TH_NET_DIR_IN;
+		child.kind = TH_NET_KIND_LISTENER; /* becomes ESTABLISHED in on_established */
+	}
+	/* NOEXIST: a child adopted before (e.g. a retransmitted SYN-ACK of a Fast Open child)
+	 * keeps its entry */
+	err = bpf_map_update_elem(&sock_state, &key, &child, BPF_NOEXIST);
+	if (err == -28 /* ENOSPC */) {
+		count_untracked();
+		return 0;
+	}
+	return bpf_map_lookup_elem(&sock_state, &key);
+}
 
 /* SYN_SENT -> ESTABLISHED (active) or SYN_RECV -> ESTABLISHED (passive child) */
 static __always_inline void on_established(const struct sock *sk, __u32 direction)
 {
 	const struct sock_common *skc = &sk->__sk_common;
 	struct net_sock_state *st;
+	struct net_conn_stats *cs;
 	struct tcp_sock *tp;
 	struct net_key key;
 	__u64 now, took = 0;
 	__u32 was;
 
-	st = bpf_sk_storage_get(&sock_state, (void *)sk, 0, 0);
-	if (!st)
-		st = adopt(sk);
+	if (direction == TH_NET_DIR_OUT) {
+		st = sock_lookup(sk);
+		if (!st)
+			st = adopt(sk);
+	} else {
+		st = child_state(sk);
+	}
 	if (!st)
 		return;
 	was = st->kind;
-	if (was == TH_NET_KIND_EXCLUDED || was == TH_NET_KIND_CLOSED)
+	if (was == TH_NET_KIND_EXCLUDED || was == TH_NET_KIND_ESTABLISHED)
 		return;
 	if (!sk_ports_pass(sk)) {
 		st->kind = TH_NET_KIND_EXCLUDED;
@@ -342,24 +454,22 @@ static __always_inline void on_established(const struct sock *sk, __u32 directio
 		/* handshake: the child's first RTT sample, SYN-ACK sent -> final ACK received */
 		took = (__u64)(tp->srtt_us >> 3) * 1000;
 	}
-	/* an accepted child inherited its listener's state: it becomes the connection's */
 	st->kind = was == TH_NET_KIND_UNKNOWN ? TH_NET_KIND_UNKNOWN : TH_NET_KIND_ESTABLISHED;
 	st->direction = direction;
 	st->established_ns = now;
-	st->last_rtt_ns = 0;
+	st->last_rtt_us = 0;
 	st->sport = skc->skc_num;
 
-	fill_key(&key, labels, skc, st->sport, st->comm, direction, 0);
-	{
-		struct net_conn_stats *cs = lookup_or_init(&conn_stats, &key, &zero_stats);
-
-		if (cs)
-			__sync_fetch_and_add(&cs->opened, 1);
-	}
+	/* counters and both handshake histograms share one value: one map lookup */
+	fill_key(&key, labels, skc, st->sport, st->owner.comm, direction, 0);
+	cs = lookup_or_init(&conn_stats, &key, &zero_stats);
+	if (cs)
+		__sync_fetch_and_add(&cs->opened, 1);
 	if (was == TH_NET_KIND_UNKNOWN)
 		return; /* no owner for an event; no start time for a latency */
 	if (direction == TH_NET_DIR_OUT) {
-		observe(&connect_hist, &key, took);
+		if (cs)
+			hist_add(cs->connect_slots, &cs->connect_sum, took);
 		if (emit_connect) {
 			struct net_tcp_event *e = TH_RESERVE(connect_events, struct net_tcp_event);
 
@@ -370,8 +480,8 @@ static __always_inline void on_established(const struct sock *sk, __u32 directio
 			}
 		}
 	} else {
-		if (took)
-			observe(&accept_hist, &key, took);
+		if (took && cs)
+			hist_add(cs->accept_slots, &cs->accept_sum, took);
 		if (emit_accept) {
 			struct net_tcp_event *e = TH_RESERVE(accept_events, struct net_tcp_event);
 
@@ -410,11 +520,11 @@ static __always_inline void payload_bytes(const struct sock *sk, struct tcp_sock
 	*received = in;
 }
 
-/* an established connection reached CLOSE */
-static __always_inline void on_close(const struct sock *sk, int oldstate)
+/* an established connection reached CLOSE; st is its entry (NULL: opened before the start) */
+static __always_inline void on_close(const struct sock *sk, struct net_sock_state *st,
+				     int oldstate)
 {
 	const struct sock_common *skc = &sk->__sk_common;
-	struct net_sock_state *st;
 	struct net_conn_stats *cs;
 	struct tcp_sock *tp;
 	struct net_key key;
@@ -422,7 +532,6 @@ static __always_inline void on_close(const struct sock *sk, int oldstate)
 	__u32 direction;
 	__u16 sport = 0; /* the kernel released the port before this state change */
 
-	st = bpf_sk_storage_get(&sock_state, (void *)sk, 0, 0);
 	if (!st) {
 		/* opened before the start: count it, unless filters make the owner matter; the
 		 * direction is unknown and counted as out */
@@ -438,7 +547,7 @@ static __always_inline void on_close(const struct sock *sk, int oldstate)
 		if (st->kind == TH_NET_KIND_UNKNOWN && !ports_pass(sport, bpf_ntohs(skc->skc_dport)))
 			return;
 		direction = st->direction ? st->direction : TH_NET_DIR_OUT;
-		fill_key(&key, labels, skc, sport, st->comm, direction, 0);
+		fill_key(&key, labels, skc, sport, st->owner.comm, direction, 0);
 	}
 	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (!tp)
@@ -469,34 +578,29 @@ static __always_inline void on_close(const struct sock *sk, int oldstate)
 			TH_SUBMIT(close_events, e);
 		}
 	}
-	st->kind = TH_NET_KIND_CLOSED;
 }
 
 /* SYN_SENT -> CLOSE: refused, timed out, unreachable, or closed by the caller */
-static __always_inline void on_failed(const struct sock *sk)
+static __always_inline void on_failed(const struct sock *sk, struct net_sock_state *st)
 {
 	const struct sock_common *skc = &sk->__sk_common;
-	struct net_sock_state *st;
 	struct net_key key;
 	__s32 err;
 
-	st = bpf_sk_storage_get(&sock_state, (void *)sk, 0, 0);
 	if (!st)
 		st = adopt(sk);
 	if (!st)
 		return;
 	if (st->kind != TH_NET_KIND_CONNECTING && st->kind != TH_NET_KIND_UNKNOWN)
 		return;
-	if (!sk_ports_pass(sk)) {
-		st->kind = TH_NET_KIND_EXCLUDED;
+	if (!sk_ports_pass(sk))
 		return;
-	}
 	/* tcp_done_with_error() stores the error before the state changes; a timeout after an
 	 * ICMP error reports that error, which the kernel keeps in sk_err_soft */
 	err = sk->sk_err;
 	if (!err)
 		err = sk->sk_err_soft;
-	fill_key(&key, labels, skc, 0, st->comm, TH_NET_DIR_OUT, (__u32)err);
+	fill_key(&key, labels, skc, 0, st->owner.comm, TH_NET_DIR_OUT, (__u32)err);
 	count(&fail_stats, &key, 1);
 	if (emit_failed && st->kind == TH_NET_KIND_CONNECTING) {
 		struct net_tcp_event *e = TH_RESERVE(failed_events, struct net_tcp_event);
@@ -513,7 +617,26 @@ static __always_inline void on_failed(const struct sock *sk)
 			TH_SUBMIT(failed_events, e);
 		}
 	}
-	st->kind = TH_NET_KIND_CLOSED;
+}
+
+/* -> CLOSE from any state: report, then delete the socket's entry */
+static __always_inline void on_closed(const struct sock *sk, int oldstate)
+{
+	struct net_sock_state *st;
+
+	if (oldstate == TCP_LISTEN) {
+		forget_listen(sk);
+		return;
+	}
+	st = sock_lookup(sk);
+	if (oldstate == TCP_SYN_SENT)
+		on_failed(sk, st);
+	else if (oldstate != TCP_SYN_RECV)
+		on_close(sk, st, oldstate);
+	if (st)
+		sock_forget(sk);
+	else if (oldstate == TCP_SYN_SENT)
+		sock_forget(sk); /* on_failed may have adopted it */
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -536,10 +659,10 @@ int BPF_PROG(handle_set_state, const struct sock *sk, const int oldstate, const 
 	switch (newstate) {
 	case TCP_SYN_SENT:
 		if (oldstate == TCP_CLOSE)
-			remember_owner(sk, TH_NET_KIND_CONNECTING);
+			remember_connect(sk);
 		break;
 	case TCP_LISTEN:
-		remember_owner(sk, TH_NET_KIND_LISTENER);
+		remember_listen(sk);
 		break;
 	case TCP_ESTABLISHED:
 		if (oldstate == TCP_SYN_SENT)
@@ -548,10 +671,8 @@ int BPF_PROG(handle_set_state, const struct sock *sk, const int oldstate, const 
 			on_established(sk, TH_NET_DIR_IN);
 		break;
 	case TCP_CLOSE:
-		if (oldstate == TCP_SYN_SENT)
-			on_failed(sk);
-		else if (oldstate != TCP_CLOSE && oldstate != TCP_LISTEN && oldstate != TCP_SYN_RECV)
-			on_close(sk, oldstate);
+		if (oldstate != TCP_CLOSE)
+			on_closed(sk, oldstate);
 		break;
 	}
 	return 0;
@@ -583,12 +704,12 @@ int BPF_PROG(handle_retransmit, const struct sock *sk, const struct sk_buff *skb
 	 * success only and have no third argument, which the verifier must not see read */
 	if (bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb, err) && (int)ctx[2])
 		return 0;
-	st = bpf_sk_storage_get(&sock_state, (void *)sk, 0, 0);
+	st = sock_lookup(sk);
 	if (!st)
 		st = adopt(sk);
 	if (!st)
 		return 0;
-	if (st->kind == TH_NET_KIND_EXCLUDED || st->kind == TH_NET_KIND_LISTENER)
+	if (st->kind == TH_NET_KIND_EXCLUDED)
 		return 0;
 	/* ports were checked when it was established; not yet for SYNs and adopted sockets */
 	if (st->kind != TH_NET_KIND_ESTABLISHED && !sk_ports_pass(sk))
@@ -600,63 +721,77 @@ int BPF_PROG(handle_retransmit, const struct sock *sk, const struct sk_buff *skb
 		kind = TH_NET_RETRANS_DATA;
 		direction = st->direction ? st->direction : TH_NET_DIR_OUT;
 	}
-	fill_key(&key, labels, skc, skc->skc_num, st->comm, direction, kind);
+	fill_key(&key, labels, skc, skc->skc_num, st->owner.comm, direction, kind);
 	count(&retrans_stats, &key, skb_segs(skb));
 	return 0;
 }
 
-/* SYN-ACK retransmits of a passive open: the request socket has no storage, its listener has */
+/* SYN-ACK retransmits of a passive open: the request socket has no state, its listener has */
 SEC("tp_btf/tcp_retransmit_synack")
 int BPF_PROG(handle_retransmit_synack, const struct sock *sk, const struct request_sock *req)
 {
 	const struct sock_common *rc = &req->__req_common;
-	struct net_sock_state *st;
+	struct net_listen_key k;
+	struct net_listener *l;
 	struct net_key key;
+	const char *comm;
 
-	st = bpf_sk_storage_get(&sock_state, (void *)sk, 0, 0);
-	if (!st)
-		st = adopt(sk);
-	if (!st || st->kind == TH_NET_KIND_EXCLUDED)
-		return 0;
+	fill_listen_key(&k, sk);
+	l = bpf_map_lookup_elem(&listeners, &k);
+	if (l) {
+		if (l->kind == TH_NET_KIND_EXCLUDED)
+			return 0;
+		comm = l->owner.comm;
+	} else {
+		/* a listener that opened before the plugin started */
+		if (task_filtered || !family_passes(sk->__sk_common.skc_family))
+			return 0;
+		comm = unknown_comm;
+	}
 	if (use_ports && !ports_pass(rc->skc_num, bpf_ntohs(rc->skc_dport)))
 		return 0;
-	fill_key(&key, labels, rc, rc->skc_num, st->comm, TH_NET_DIR_IN, TH_NET_RETRANS_SYNACK);
+	fill_key(&key, labels, rc, rc->skc_num, comm, TH_NET_DIR_IN, TH_NET_RETRANS_SYNACK);
 	count(&retrans_stats, &key, 1);
 	return 0;
 }
 
 /* ---- RTT ---------------------------------------------------------------------------------- */
 
-/* every segment received on an established socket: one sample per socket per interval */
+/*
+ * Every segment received on an established socket: one sample per socket per interval. The
+ * interval is measured on the socket's own microsecond clock (tcp_sock.tcp_mstamp, refreshed
+ * by the kernel as the socket sends and receives), which costs a field read where
+ * bpf_ktime_get_ns() costs a clock read.
+ */
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(handle_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
 	struct net_sock_state *st;
 	struct tcp_sock *tp;
 	struct net_key key;
-	__u64 now;
+	__u64 now_us;
 	__u32 srtt;
 
-	st = bpf_sk_storage_get(&sock_state, sk, 0, 0);
-	if (!st)
-		st = adopt(sk);
-	if (!st)
-		return 0;
-	if (st->kind != TH_NET_KIND_ESTABLISHED && st->kind != TH_NET_KIND_UNKNOWN)
-		return 0;
-	now = bpf_ktime_get_ns();
-	if (now - st->last_rtt_ns < rtt_interval_ns)
-		return 0;
-	st->last_rtt_ns = now;
-	if (st->kind == TH_NET_KIND_UNKNOWN && !sk_ports_pass(sk))
-		return 0;
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp)
 		return 0;
 	srtt = tp->srtt_us >> 3;
 	if (!srtt)
 		return 0;
-	fill_key(&key, rtt_labels, &sk->__sk_common, sk->__sk_common.skc_num, st->comm,
+	st = sock_lookup(sk);
+	if (!st)
+		st = adopt(sk);
+	if (!st)
+		return 0;
+	if (st->kind != TH_NET_KIND_ESTABLISHED && st->kind != TH_NET_KIND_UNKNOWN)
+		return 0;
+	now_us = tp->tcp_mstamp;
+	if (st->last_rtt_us && now_us - st->last_rtt_us < rtt_interval_us)
+		return 0;
+	st->last_rtt_us = now_us ? now_us : 1;
+	if (st->kind == TH_NET_KIND_UNKNOWN && !sk_ports_pass(sk))
+		return 0;
+	fill_key(&key, rtt_labels, &sk->__sk_common, sk->__sk_common.skc_num, st->owner.comm,
 		 st->direction ? st->direction : TH_NET_DIR_OUT, 0);
 	observe(&rtt_hist, &key, (__u64)srtt * 1000);
 	return 0;

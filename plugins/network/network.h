@@ -46,7 +46,7 @@
 #ifndef TH_NET_KIND_EXCLUDED
 #define TH_NET_KIND_EXCLUDED 1 /* opened by a task the filters reject: never reported */
 #define TH_NET_KIND_CONNECTING 2 /* connect() called, handshake in flight */
-#define TH_NET_KIND_LISTENER 3 /* listen() called; children inherit this state (BPF_F_CLONE) */
+#define TH_NET_KIND_LISTENER 3 /* listen() called (listener map); children copy its owner */
 #define TH_NET_KIND_ESTABLISHED 4 /* an established connection this plugin saw open */
 #define TH_NET_KIND_UNKNOWN 5 /* adopted after it opened (before the plugin started) */
 #endif
@@ -64,23 +64,45 @@
 #define TH_NET_RTT_BY_REMOTE 2
 #endif
 
-/* per-socket state: BPF_MAP_TYPE_SK_STORAGE, freed with the socket */
-struct net_sock_state {
-  __u64 start_ns;       /* connect() (CLOSE -> SYN_SENT) */
-  __u64 established_ns; /* -> ESTABLISHED */
-  __u64 last_rtt_ns;    /* last tcp_probe sample taken */
-  __u64 cgroup_id;      /* owner's cgroup v2 id */
-  __u32 pid;            /* owner: process that called connect() or listen() */
+/* the process a socket belongs to: the caller of connect() or listen() */
+struct net_owner {
+  __u64 cgroup_id; /* owner's cgroup v2 id */
+  __u32 pid;       /* owner: process that called connect() or listen() */
   __u32 tid;
   __u32 uid;
   __u32 gid;
   char comm[TH_COMM_LEN];
+}; /* 40 bytes */
+
+/* per-socket state: hash keyed by the socket's address, inserted at connect() / the accepted
+ * child's ESTABLISHED (or on first sight), deleted when the socket reaches CLOSE */
+struct net_sock_state {
+  __u64 start_ns;       /* connect() (CLOSE -> SYN_SENT) */
+  __u64 established_ns; /* -> ESTABLISHED */
+  __u64 last_rtt_us;    /* tcp_sock.tcp_mstamp of the last tcp_probe sample taken */
+  struct net_owner owner;
   __u32 kind;      /* TH_NET_KIND_* */
   __u32 direction; /* TH_NET_DIR_* once established */
   __u16 sport;     /* local port, kept at ESTABLISHED: the kernel clears it before CLOSE */
   __u16 pad16;
   __u32 pad32;
 }; /* 80 bytes */
+
+/* listeners: keyed by network namespace, family and local port; children look their owner
+ * up here when they reach ESTABLISHED */
+struct net_listen_key {
+  __u64 net; /* struct net * of the listener */
+  __u16 port; /* local port, host order */
+  __u16 family;
+  __u32 pad;
+}; /* 16 bytes */
+
+struct net_listener {
+  struct net_owner owner;
+  __u64 sk;   /* the listening socket (a later listen() on the same key replaces it) */
+  __u32 kind; /* TH_NET_KIND_LISTENER or TH_NET_KIND_EXCLUDED */
+  __u32 pad;
+}; /* 56 bytes */
 
 /*
  * Key of every metric map. The plugin selects the labels; fields of labels that are off are
@@ -96,19 +118,23 @@ struct net_key {
   __u32 pad;
 }; /* 48 bytes */
 
-/* value of conn_stats */
-struct net_conn_stats {
-  __u64 opened;
-  __u64 closed;
-  __u64 bytes_sent;     /* tcp_sock.bytes_acked at close */
-  __u64 bytes_received; /* tcp_sock.bytes_received at close */
-}; /* 32 bytes */
-
-/* value of histogram maps (connect latency, accept handshake, rtt), in ns */
+/* value of histogram maps (rtt) and histograms in conn_stats, in ns */
 struct net_hist {
   __u64 slots[TH_NET_SLOTS];
   __u64 sum_ns;
 }; /* 296 bytes */
+
+/* value of conn_stats: one map update per state change for counters and histograms */
+struct net_conn_stats {
+  __u64 opened;
+  __u64 closed;
+  __u64 bytes_sent;      /* tcp_sock.bytes_acked at close */
+  __u64 bytes_received;  /* tcp_sock.bytes_received at close */
+  __u64 connect_slots[TH_NET_SLOTS]; /* connect latency (outbound), as net_hist */
+  __u64 connect_sum;
+  __u64 accept_slots[TH_NET_SLOTS]; /* accept handshake (inbound), as net_hist */
+  __u64 accept_sum;
+}; /* 624 bytes */
 
 /*
  * The record of all four topics (tcp.connect, tcp.accept, tcp.close, tcp.connect_failed); each

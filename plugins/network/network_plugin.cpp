@@ -36,7 +36,10 @@ static_assert(offsetof(net_key, rport) == 32);
 static_assert(offsetof(net_key, port) == 34);
 static_assert(offsetof(net_key, direction) == 36);
 static_assert(offsetof(net_key, extra) == 40);
-static_assert(sizeof(net_conn_stats) == 32);
+static_assert(sizeof(net_owner) == 40);
+static_assert(sizeof(net_listen_key) == 16);
+static_assert(sizeof(net_listener) == 56);
+static_assert(sizeof(net_conn_stats) == 32 + 2 * sizeof(net_hist));
 static_assert(sizeof(net_hist) == 8 * (TH_NET_SLOTS + 1));
 static_assert(sizeof(net_tcp_event) == 128);
 static_assert(offsetof(net_tcp_event, saddr) == 48);
@@ -84,7 +87,7 @@ struct Settings {
   std::uint32_t labels = kLabelComm | kLabelDirection;
   std::uint32_t rtt_labels = kLabelComm;
   bool rtt = true;
-  std::uint64_t rtt_interval_ns = 1'000'000'000;
+  std::uint64_t rtt_interval_us = 1'000'000;
   bool connect = true;
   bool accept = true;
   bool close = true;
@@ -92,6 +95,7 @@ struct Settings {
   std::uint32_t ringbuf_bytes = 0;
   std::uint32_t max_series = 0;
   std::uint32_t map_entries = 0;
+  std::uint32_t max_connections = 0;
 };
 
 Result<Settings> read_settings(const Host& host) {
@@ -154,7 +158,7 @@ Result<Settings> read_settings(const Host& host) {
   }
   TH_ASSIGN_OR_RETURN(s.rtt, cfg.boolean("rtt"));
   TH_ASSIGN_OR_RETURN(std::uint64_t rtt_ms, cfg.u64("rtt_sample_interval_ms"));
-  s.rtt_interval_ns = rtt_ms * 1'000'000;
+  s.rtt_interval_us = rtt_ms * 1'000;
 
   TH_ASSIGN_OR_RETURN(s.connect, cfg.boolean("connect"));
   TH_ASSIGN_OR_RETURN(s.accept, cfg.boolean("accept"));
@@ -167,6 +171,8 @@ Result<Settings> read_settings(const Host& host) {
   s.max_series = static_cast<std::uint32_t>(max_series);
   TH_ASSIGN_OR_RETURN(std::uint64_t entries, cfg.u64("metric_map_entries"));
   s.map_entries = static_cast<std::uint32_t>(entries);
+  TH_ASSIGN_OR_RETURN(std::uint64_t conns, cfg.u64("max_connections"));
+  s.max_connections = static_cast<std::uint32_t>(conns);
   return s;
 }
 
@@ -317,6 +323,11 @@ class NetworkPlugin final : public Plugin {
                                "label sets kept in each kernel metric map; least recently "
                                "used ones are evicted")
                     .range(16, 1 << 20));
+    k.push_back(ConfigKey::u64("max_connections", 65536,
+                               "sockets tracked at once (connecting, established, closing); "
+                               "beyond it new ones are counted in "
+                               "tracehost_network_tcp_untracked_sockets_total")
+                    .range(64, 1 << 22));
     k.push_back(ConfigKey::boolean("rtt", true,
                                    "sample the smoothed RTT from tcp_probe (runs for every "
                                    "received segment)"));
@@ -379,7 +390,7 @@ class NetworkPlugin final : public Plugin {
                     s.close ? " close" : "", s.failed ? " connect_failed" : "",
                     (!s.connect && !s.accept && !s.close && !s.failed) ? " none" : "",
                     s.rtt ? "; rtt sampled every " : "; rtt off",
-                    s.rtt ? std::to_string(s.rtt_interval_ns / 1'000'000) + " ms per socket" : "",
+                    s.rtt ? std::to_string(s.rtt_interval_us / 1'000) + " ms per socket" : "",
                     s.ports.empty() ? "" : "; ports filtered",
                     s.tasks.self_tgid != 0 ? "; excluding the host's own pid" : "");
     return ok();
@@ -395,7 +406,7 @@ class NetworkPlugin final : public Plugin {
     TH_TRY(obj.set_rodata("task_filtered", u32(!s.tasks.selects_all())));
     TH_TRY(obj.set_rodata("labels", s.labels));
     TH_TRY(obj.set_rodata("rtt_labels", s.rtt_labels));
-    TH_TRY(obj.set_rodata("rtt_interval_ns", s.rtt_interval_ns));
+    TH_TRY(obj.set_rodata("rtt_interval_us", s.rtt_interval_us));
     TH_TRY(obj.set_rodata("emit_connect", u32(s.connect)));
     TH_TRY(obj.set_rodata("emit_accept", u32(s.accept)));
     TH_TRY(obj.set_rodata("emit_close", u32(s.close)));
@@ -411,8 +422,9 @@ class NetworkPlugin final : public Plugin {
     TH_TRY(obj.set_max_entries("failed_events", ring(s.failed)));
     TH_TRY(obj.set_max_entries(
         "port_filter", static_cast<std::uint32_t>(std::max<std::size_t>(s.ports.size(), 1))));
-    for (std::string_view map :
-         {"conn_stats", "fail_stats", "retrans_stats", "connect_hist", "accept_hist"}) {
+    TH_TRY(obj.set_max_entries("sock_state", s.max_connections));
+    TH_TRY(obj.set_max_entries("listeners", std::max<std::uint32_t>(s.max_connections / 16, 64)));
+    for (std::string_view map : {"conn_stats", "fail_stats", "retrans_stats"}) {
       TH_TRY(obj.set_max_entries(map, s.map_entries));
     }
     TH_TRY(obj.set_max_entries("rtt_hist", s.rtt ? s.map_entries : 1u));
@@ -489,26 +501,45 @@ class NetworkPlugin final : public Plugin {
                                     {TH_NET_RETRANS_SYN, "syn"},
                                     {TH_NET_RETRANS_SYNACK, "synack"}})));
 
-    auto bind_hist = [&](std::string_view map_name, std::string_view name, std::string_view help,
-                         std::uint32_t labels) -> Status {
-      TH_ASSIGN_OR_RETURN(Map map, obj.map(map_name));
-      TH_ASSIGN_OR_RETURN(Metric m, reg(histogram, name, help, labels));
-      return metrics.bind(
-          m, map,
-          key_binding<net_hist>(labels).log2_hist<&net_hist::slots, &net_hist::sum_ns>().scale(
-              1e-9));
-    };
-    TH_TRY(bind_hist("connect_hist", "network_tcp_connect_latency_seconds",
-                     "connect() to ESTABLISHED (log2 buckets)", s.labels));
-    TH_TRY(bind_hist("accept_hist", "network_tcp_accept_handshake_seconds",
-                     "inbound handshake: SYN-ACK sent to final ACK received (log2 buckets)",
-                     s.labels));
+    // the handshake histograms live in conn_stats next to the counters (one map update per
+    // state change); a label set with no observation yet has an all-zero histogram: skipped
+    TH_ASSIGN_OR_RETURN(Metric connect_latency,
+                        reg(histogram, "network_tcp_connect_latency_seconds",
+                            "connect() to ESTABLISHED (log2 buckets)", s.labels));
+    TH_TRY(metrics.bind(connect_latency, conns,
+                        key_binding<net_conn_stats>(s.labels)
+                            .log2_hist<&net_conn_stats::connect_slots, &net_conn_stats::connect_sum>()
+                            .scale(1e-9)
+                            .skip_zero()));
+    TH_ASSIGN_OR_RETURN(
+        Metric handshake,
+        reg(histogram, "network_tcp_accept_handshake_seconds",
+            "inbound handshake: SYN-ACK sent to final ACK received (log2 buckets)", s.labels));
+    TH_TRY(metrics.bind(handshake, conns,
+                        key_binding<net_conn_stats>(s.labels)
+                            .log2_hist<&net_conn_stats::accept_slots, &net_conn_stats::accept_sum>()
+                            .scale(1e-9)
+                            .skip_zero()));
     if (s.rtt) {
-      TH_TRY(bind_hist("rtt_hist", "network_tcp_rtt_seconds",
-                       "smoothed RTT, sampled per socket at most every rtt_sample_interval_ms "
-                       "(log2 buckets)",
-                       s.rtt_labels));
+      TH_ASSIGN_OR_RETURN(Map rtt_map, obj.map("rtt_hist"));
+      TH_ASSIGN_OR_RETURN(Metric rtt, reg(histogram, "network_tcp_rtt_seconds",
+                                          "smoothed RTT, sampled per socket at most every "
+                                          "rtt_sample_interval_ms (log2 buckets)",
+                                          s.rtt_labels));
+      TH_TRY(metrics.bind(
+          rtt, rtt_map,
+          key_binding<net_hist>(s.rtt_labels)
+              .log2_hist<&net_hist::slots, &net_hist::sum_ns>()
+              .scale(1e-9)));
     }
+
+    TH_ASSIGN_OR_RETURN(Map untracked, obj.map("untracked"));
+    TH_ASSIGN_OR_RETURN(Metric lost,
+                        metrics.register_family(MetricFamily::counter(
+                            "network_tcp_untracked_sockets",
+                            "sockets not tracked because max_connections sockets (or listeners) "
+                            "were tracked already; raise max_connections")));
+    TH_TRY(metrics.bind(lost, untracked, MapBinding<std::uint32_t, std::uint64_t>()));
     return ok();
   }
 };
