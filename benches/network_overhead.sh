@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# What a TCP connection tracer costs a connection-heavy workload: benches/tcp_churn (CONNS
+# loopback connections one after the other, each connect, 64-byte request, 64-byte reply, close;
+# client and server threads pinned to one CPU) with nothing attached and under each tracer:
+#   tracehost        the network plugin with its default keys, every event (tcp.connect,
+#                    tcp.accept, tcp.close, ...) rendered by the JSON-lines sink into /dev/null
+#   tracehost/quiet  the same plugin with its event streams off: metrics in maps only
+#   tcplife          libbpf-tools (/usr/sbin/tcplife), one line per closed connection, to /dev/null
+# In one run, ROUNDS interleaved rounds: baseline, tracer, baseline, tracer, ... (the tracers'
+# order rotates from round to round); each traced run is compared with the mean of the baseline
+# runs right before and after it, so drift in the machine's load mostly cancels. Per variant, the
+# median over rounds of: the slowdown (wall time per connection, traced / baseline), the added ns
+# per connection, the workload's CPU per connection and its ratio to the baseline's, and the
+# tracer process's own CPU (user + system from /proc/PID/stat) per connection; then tracehost's
+# added cost relative to tcplife's.
+# Targets (issue 4): slowdown <= 1.05; tracehost added cost <= tcplife's.
+#
+#   sudo bash benches/network_overhead.sh
+#   CONNS=20000 ROUNDS=7 BENCH_CPU=1 sudo -E bash benches/network_overhead.sh
+#   TRACEHOST_BUILD_DIR=build-x ...          another build tree (default: build)
+# Needs: root, a Release-ish build with the network plugin and tcp_churn, libbpf-tools.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+CONNS=${CONNS:-20000}
+ROUNDS=${ROUNDS:-5}
+PAYLOAD=${PAYLOAD:-64}
+BENCH_CPU=${BENCH_CPU:-1}
+PORT=${PORT:-19465}
+TCP_CHURN=$BUILD_DIR/bin/tcp_churn
+TCPLIFE=${TCPLIFE:-/usr/sbin/tcplife}
+PLUGIN=$BUILD_DIR/lib/tracehost/plugins/tracehost_network.so
+
+need_root
+need_build "$TRACEHOST" "$TCP_CHURN" "$PLUGIN"
+ensure_tracefs  # tcplife attaches a classic tracepoint (sock:inet_sock_set_state)
+
+WORK=$(mktemp -d /tmp/tracehost-bench.XXXXXX)
+tracer_pid=""
+cleanup() { [[ -n $tracer_pid ]] && stop_pid "$tracer_pid"; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+pin=()
+if command -v taskset >/dev/null 2>&1 && (( $(nproc) > 1 )); then pin=(taskset -c "$BENCH_CPU"); fi
+
+# one_run: "ns_per_conn cpu_ns_per_conn" of one workload run
+one_run() {
+  "${pin[@]}" "$TCP_CHURN" "$CONNS" "$PAYLOAD" |
+    sed -E 's/.*ns_per_conn=([0-9.]+) .*cpu_ns_per_conn=([0-9.]+).*/\1 \2/'
+}
+
+# wait_settled PID: until PID has attached programs and their number stopped growing (the
+# plugin's program count is its own business), at most 60 s.
+wait_settled() {
+  local pid=$1 last=-1 same=0 now
+  for _ in $(seq 300); do
+    kill -0 "$pid" 2>/dev/null || { echo "process $pid exited before attaching" >&2; return 1; }
+    now=$(attachments "$pid")
+    if (( now > 0 && now == last )); then
+      same=$((same + 1))
+      (( same >= 4 )) && { sleep 0.5; return 0; }
+    else
+      same=0
+    fi
+    last=$now
+    sleep 0.25
+  done
+  echo "process $pid did not attach within 60 s" >&2
+  return 1
+}
+
+# The plugin alone, Prometheus for the sanity check at the end; events into the JSON sink
+# (/dev/null), or no event streams at all.
+write_config() {  # FILE EVENTS(true|false)
+  {
+    cat <<TOML
+[host]
+log_level = "warn"
+
+[plugins.network]
+enabled = true
+required = true
+TOML
+    if [[ $2 == false ]]; then
+      printf 'connect = false\naccept = false\nclose = false\nconnect_failed = false\n'
+    fi
+    cat <<TOML
+
+[sinks.console]
+enabled = false
+
+[sinks.prometheus]
+enabled = true
+listen = "127.0.0.1:$PORT"
+TOML
+    if [[ $2 == true ]]; then
+      printf '\n[sinks.json]\nenabled = true\npath = "/dev/null"\ntopics = ["tcp.*"]\n'
+    fi
+  } >"$1"
+}
+write_config "$WORK/events.toml" true
+write_config "$WORK/quiet.toml" false
+
+scrape() {
+  { exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3; } 2>/dev/null || true
+}
+
+declare -A cmd
+cmd[tracehost]="$TRACEHOST run --config $WORK/events.toml"
+cmd[tracehost/quiet]="$TRACEHOST run --config $WORK/quiet.toml"
+cmd[tcplife]="$TCPLIFE"
+tracers=(tracehost tracehost/quiet)
+if [[ -x $TCPLIFE ]]; then
+  tracers+=(tcplife)
+else
+  echo "[tcplife] $TCPLIFE not found (apt-get install libbpf-tools); skipped" >&2
+fi
+
+# per variant, one entry per round: wall-time slowdown, CPU-time slowdown, added ns/conn,
+# the workload's CPU ns/conn, the tracer's CPU ns/conn, the baseline's ns/conn
+declare -A slow cslow added cadded wcpu tcpu bwall
+
+# traced_run NAME: starts the tracer, waits for its programs, runs the workload once; sets
+# $traced ("ns_per_conn cpu_ns_per_conn") and $ticks (tracer CPU ticks during the run)
+traced_run() {
+  local name=$1 t0 t1
+  # shellcheck disable=SC2086  # the command line is split on purpose
+  ${cmd[$name]} >"$WORK/out" 2>"$WORK/err" &
+  tracer_pid=$!
+  if ! wait_settled "$tracer_pid"; then
+    echo "[$name] did not start:" >&2
+    tail -20 "$WORK/err" >&2
+    stop_pid "$tracer_pid"; tracer_pid=""
+    return 1
+  fi
+  t0=$(proc_cpu_ticks "$tracer_pid")
+  traced=$(one_run)
+  t1=$(proc_cpu_ticks "$tracer_pid")
+  ticks=$((t1 - t0))
+  if [[ $name == tracehost* && -z ${checked[$name]:-} ]]; then
+    # the tracer saw the workload: connections it counted (both ends of each)
+    local opened
+    opened=$(scrape | awk '/^tracehost_network_tcp_connections_opened_total/ {s += $NF} END {printf "%.0f", s}')
+    echo "    [$name] connections counted by the plugin: $opened (workload: $CONNS x 2 ends)" >&2
+    checked[$name]=1
+  fi
+  stop_pid "$tracer_pid"; tracer_pid=""
+}
+
+# record NAME BEFORE AFTER: the tracer's run ($traced, $ticks) against the mean of the
+# baseline runs right before and right after it
+record() {
+  local name=$1 bw bc tw tc
+  bw=$(awk -v a="${2% *}" -v b="${3% *}" 'BEGIN {printf "%.1f", (a + b) / 2}')
+  bc=$(awk -v a="${2#* }" -v b="${3#* }" 'BEGIN {printf "%.1f", (a + b) / 2}')
+  read -r tw tc <<<"$traced"
+  slow[$name]+="$(awk -v a="$tw" -v b="$bw" 'BEGIN {printf "%.4f", a / b}') "
+  cslow[$name]+="$(awk -v a="$tc" -v b="$bc" 'BEGIN {printf "%.4f", a / b}') "
+  added[$name]+="$(awk -v a="$tw" -v b="$bw" 'BEGIN {printf "%.1f", a - b}') "
+  cadded[$name]+="$(awk -v a="$tc" -v b="$bc" 'BEGIN {printf "%.1f", a - b}') "
+  wcpu[$name]+="$tc "
+  bwall[$name]+="$bw "
+  tcpu[$name]+="$(awk -v d="$ticks" -v hz="$CLK_TCK" -v n="$CONNS" 'BEGIN {printf "%.1f", d * 1e9 / hz / n}') "
+  echo "    [$name] baseline ${bw} ns/conn (CPU ${bc}), traced ${tw} ns/conn (CPU ${tc}), tracer CPU ${ticks} ticks" >&2
+}
+
+declare -A checked
+echo "tcp_churn: $CONNS connections x $ROUNDS rounds, ${PAYLOAD}-byte payload, pinned to CPU $BENCH_CPU: $(uname -r), $(nproc) CPUs" >&2
+one_run >/dev/null  # warm-up
+for round in $(seq "$ROUNDS"); do
+  echo "[round $round]" >&2
+  before=$(one_run)
+  # rotate the order so no tracer always runs first in a round
+  n=${#tracers[@]}
+  for i in $(seq 0 $((n - 1))); do
+    name=${tracers[$(((i + round) % n))]}
+    traced_run "$name" || continue
+    after=$(one_run)
+    record "$name" "$before" "$after"
+    before=$after
+  done
+done
+
+med() { [[ -n ${1:-} ]] && median $1 || echo "-"; }
+echo
+printf '%-16s %12s %12s %9s %10s %12s %10s %12s\n' variant "base ns/conn" "ns/conn" slowdown "added ns" "workload CPU" "CPU ratio" "tracer CPU"
+declare -A m_added m_cadded m_tcpu
+for name in "${tracers[@]}"; do
+  [[ -n ${slow[$name]:-} ]] || { printf '%-16s %12s\n' "$name" "n/a"; continue; }
+  m_added[$name]=$(med "${added[$name]}")
+  m_cadded[$name]=$(med "${cadded[$name]}")
+  m_tcpu[$name]=$(med "${tcpu[$name]}")
+  printf '%-16s %12s %12s %8sx %10s %12s %9sx %12s\n' "$name" "$(med "${bwall[$name]}")" \
+    "$(awk -v b="$(med "${bwall[$name]}")" -v a="${m_added[$name]}" 'BEGIN {printf "%.0f", b + a}')" \
+    "$(med "${slow[$name]}")" "${m_added[$name]}" "$(med "${wcpu[$name]}")" \
+    "$(med "${cslow[$name]}")" "${m_tcpu[$name]}"
+done
+echo "(ns per connection, medians over rounds; each traced run is compared with the mean of the"
+echo " baseline runs right before and after it. slowdown: wall time traced / baseline. workload"
+echo " CPU: tcp_churn's own user+system time per connection, which includes the BPF programs running"
+echo " in its context; CPU ratio: that traced / baseline. tracer CPU: the tracer process's"
+echo " user+system time per connection, 1 tick = $((1000 / CLK_TCK)) ms over the run)"
+for name in tracehost tracehost/quiet; do
+  [[ -n ${m_added[$name]:-} ]] || continue
+  s=$(med "${slow[$name]}")
+  c=$(med "${cslow[$name]}")
+  echo "target $name slowdown <= 1.05: wall time $(awk -v s="$s" 'BEGIN {printf "%s (%.3fx)", (s <= 1.05 ? "MET" : "MISSED"), s}'), workload CPU $(awk -v s="$c" 'BEGIN {printf "%s (%.3fx)", (s <= 1.05 ? "MET" : "MISSED"), s}')"
+  if [[ -n ${m_added[tcplife]:-} ]]; then
+    awk -v a="${m_added[$name]}" -v r="${m_added[tcplife]}" -v ca="${m_cadded[$name]}" \
+        -v cr="${m_cadded[tcplife]}" -v ta="${m_tcpu[$name]}" -v tr="${m_tcpu[tcplife]}" -v n="$name" 'BEGIN {
+      printf "target %s added cost <= tcplife'"'"'s:", n;
+      if (r > 0) printf " wall time %s (%.2fx: %.0f vs %.0f ns/conn),", (a <= r ? "MET" : "MISSED"), a / r, a, r;
+      else printf " wall time undefined (tcplife added %.0f ns/conn, not above noise),", r;
+      if (cr > 0) printf " workload CPU %s (%.2fx: %.0f vs %.0f ns/conn)\n", (ca <= cr ? "MET" : "MISSED"), ca / cr, ca, cr;
+      else printf " workload CPU undefined\n";
+      if (tr > 0) printf "  tracer process CPU: %.2fx of tcplife'"'"'s (%.0f vs %.0f ns/conn)\n", ta / tr, ta, tr;
+    }'
+  fi
+done
+echo "(on a loaded machine the wall-time figures are noise: other processes preempt the pinned"
+echo " workload in some runs and not others; the CPU figures are what the tracers add to it)"
+echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); figures from a busy machine are noise)"
