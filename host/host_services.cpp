@@ -217,7 +217,13 @@ th_status c_event_register(th_host* h, const th_event_schema* schema, th_error* 
   return guarded(h, err, [&](PluginContext& c) { return c.register_topic(schema); });
 }
 th_status c_event_bind_ringbuf(th_host* h, th_map* ringbuf, const char* topic, th_error* err) {
-  return guarded(h, err, [&](PluginContext& c) { return c.event_bind_ringbuf(ringbuf, topic); });
+  return guarded(h, err, [&](PluginContext& c) { return c.event_bind_ringbuf(ringbuf, topic, 0); });
+}
+
+th_status c_event_bind_ringbuf_flags(th_host* h, th_map* ringbuf, const char* topic,
+                                     uint32_t flags, th_error* err) {
+  return guarded(h, err,
+                 [&](PluginContext& c) { return c.event_bind_ringbuf(ringbuf, topic, flags); });
 }
 th_status c_event_publish(th_host* h, const char* topic, const void* data, size_t size,
                           th_error* err) {
@@ -324,6 +330,7 @@ PluginContext::PluginContext(std::string owner, HostCore& core, PluginConfig con
   api_.map_next_key = c_map_next_key;
   api_.event_register = c_event_register;
   api_.event_bind_ringbuf = c_event_bind_ringbuf;
+  api_.event_bind_ringbuf_flags = c_event_bind_ringbuf_flags;
   api_.event_publish = c_event_publish;
   api_.event_subscribe = c_event_subscribe;
   api_.event_unsubscribe = c_event_unsubscribe;
@@ -697,8 +704,14 @@ Status PluginContext::map_next_key(th_map* map, const void* key, void* next_key,
 // ---- events
 // --------------------------------------------------------------------------------------
 
-Status PluginContext::event_bind_ringbuf(th_map* ringbuf, const char* topic) {
+Status PluginContext::event_bind_ringbuf(th_map* ringbuf, const char* topic, std::uint32_t flags) {
   if (topic == nullptr) return null_arg("topic");
+  if ((flags & ~std::uint32_t{TH_RINGBUF_PRODUCER_WAKES}) != 0) {
+    return Error(ErrorKind::kInvalidArgument,
+                 "plugin " + owner_ + ": unknown ring buffer flags " + std::to_string(flags) +
+                     " (this host knows TH_RINGBUF_PRODUCER_WAKES)",
+                 EINVAL);
+  }
   TH_ASSIGN_OR_RETURN(MapRef ref, map_of(ringbuf));
   if (core_.poller == nullptr) {
     return Error(ErrorKind::kEvent, "plugin " + owner_ +
@@ -723,7 +736,7 @@ Status PluginContext::event_bind_ringbuf(th_map* ringbuf, const char* topic) {
     if (kernel_closed_) return Error(ErrorKind::kEvent, "plugin " + owner_ + " is shutting down");
     has_ringbufs_ = true;  // set first: a concurrent teardown then removes what add() made
   }
-  return core_.poller->add(owner_, ref, *id, drops);
+  return core_.poller->add(owner_, ref, *id, drops, (flags & TH_RINGBUF_PRODUCER_WAKES) != 0);
 }
 
 Status PluginContext::event_publish(const char* topic, const void* data, size_t size) {

@@ -125,7 +125,7 @@ class PluginContext {
                     size_t value_size, uint64_t flags);
   Status map_delete(th_map* map, const void* key, size_t key_size);
   Status map_next_key(th_map* map, const void* key, void* next_key, size_t key_size);
-  Status event_bind_ringbuf(th_map* ringbuf, const char* topic);
+  Status event_bind_ringbuf(th_map* ringbuf, const char* topic, std::uint32_t flags);
   Status event_publish(const char* topic, const void* data, size_t size);
   Result<th_subscription_id> event_subscribe(const char* glob, th_event_batch_fn fn, void* user);
   Status event_unsubscribe(th_subscription_id id);

@@ -3,6 +3,8 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -17,6 +19,7 @@ namespace tracehost::host {
 
 struct RingbufPoller::Binding {
   RingbufPoller* self = nullptr;
+  bool polled = true;  // false: the producer wakes us for every record
   std::string owner;
   MapRef ring;
   MapRef drops;
@@ -48,6 +51,15 @@ Result<std::unique_ptr<RingbufPoller>> RingbufPoller::make(EventBus& bus, Poller
   if (!poller->wait_epoll_) {
     return Error(ErrorKind::kInternal, "cannot create the ring buffer poller's epoll fd", errno);
   }
+  poller->wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = poller->wake_fd_.get();
+  if (!poller->wake_fd_ ||
+      ::epoll_ctl(poller->wait_epoll_.get(), EPOLL_CTL_ADD, poller->wake_fd_.get(), &ev) != 0) {
+    return Error(ErrorKind::kInternal, "cannot create the ring buffer poller's wakeup eventfd",
+                 errno);
+  }
   return poller;
 }
 
@@ -74,11 +86,18 @@ Status RingbufPoller::submit(std::function<Status()> fn) {
     requests_.push_back(req);
   }
   cv_.notify_all();
+  wake();
   ops.unlock();
   return fut.get();
 }
 
-Status RingbufPoller::add(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops) {
+void RingbufPoller::wake() {
+  const std::uint64_t one = 1;
+  (void)!::write(wake_fd_.get(), &one, sizeof(one));
+}
+
+Status RingbufPoller::add(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops,
+                          bool producer_wakes) {
   if (!ringbuf) return Error(ErrorKind::kInvalidArgument, "bind ring buffer: no map");
   const auto& info = ringbuf->info();
   if (info.type != BPF_MAP_TYPE_RINGBUF) {
@@ -107,6 +126,7 @@ Status RingbufPoller::add(std::string_view owner, MapRef ringbuf, TopicId topic,
   b->drops = std::move(drops);
   b->topic = topic;
   b->topic_name = std::string(schema->topic());
+  b->polled = !producer_wakes;
   return submit([this, b]() mutable { return apply_add(std::move(b)); });
 }
 
@@ -218,7 +238,14 @@ void RingbufPoller::round(int timeout_ms) {
     // Sleep until a forced wakeup or the poll interval: records submitted with
     // BPF_RB_NO_WAKEUP raise no event, the consume below takes them either way.
     epoll_event events[8];
-    if (::epoll_wait(wait_epoll_.get(), events, 8, timeout_ms) < 0 && errno != EINTR) rc = -errno;
+    const int n = ::epoll_wait(wait_epoll_.get(), events, 8, timeout_ms);
+    if (n < 0 && errno != EINTR) rc = -errno;
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.fd == wake_fd_.get()) {
+        std::uint64_t count = 0;
+        (void)!::read(wake_fd_.get(), &count, sizeof(count));
+      }
+    }
   }
   if (rc == 0) rc = ring_buffer__consume(ring_);
   if (rc < 0 && rc != -EINTR && !poll_error_logged_) {
@@ -254,8 +281,16 @@ Status RingbufPoller::start() {
   return ok();
 }
 
+int RingbufPoller::next_timeout_ms() const {
+  const bool any_polled =
+      std::any_of(bindings_.begin(), bindings_.end(), [](const auto& b) { return b->polled; });
+  if (any_polled) return static_cast<int>(options_.poll_interval.count());
+  const auto until_drops = std::chrono::duration_cast<std::chrono::milliseconds>(
+      next_drops_read_ - std::chrono::steady_clock::now());
+  return static_cast<int>(std::max<std::int64_t>(1, until_drops.count()));
+}
+
 void RingbufPoller::run() {
-  const int timeout_ms = static_cast<int>(options_.poll_interval.count());
   auto serve_requests = [this] {
     std::vector<std::shared_ptr<Request>> reqs;
     {
@@ -282,7 +317,7 @@ void RingbufPoller::run() {
         continue;
       }
     }
-    round(timeout_ms);
+    round(next_timeout_ms());
     if (std::chrono::steady_clock::now() >= next_drops_read_) {
       read_drops();
       next_drops_read_ = std::chrono::steady_clock::now() + options_.drops_interval;
@@ -302,6 +337,7 @@ void RingbufPoller::stop() {
     stop_requested_ = true;
   }
   cv_.notify_all();
+  wake();
   if (thread_.joinable()) thread_.join();
   {
     std::lock_guard lock(mu_);

@@ -6,6 +6,12 @@
 // become one batch per topic (EventBus::publish_batch): no plugin code and no allocation per
 // event.
 //
+// Rings bound with producer_wakes (TH_RINGBUF_PRODUCER_WAKES: the BPF side commits every record
+// with a wakeup) need no polling: when every bound ring is such, a round sleeps until a record
+// arrives, a request comes (add/remove/stop write an eventfd) or the next drops read is due, so an
+// idle host with only rare-event rings wakes once per drops_interval instead of every poll
+// interval.
+//
 // Kernel drops: a ring buffer may come with its "<map>_drops" map (per-CPU array, one u64 entry,
 // incremented by the BPF side when bpf_ringbuf_reserve fails). It is read every drops_interval
 // and the increase is reported with EventBus::add_kernel_drops; a final read happens at stop().
@@ -64,7 +70,9 @@ class RingbufPoller {
   // Binds a BPF_MAP_TYPE_RINGBUF map to a registered topic. `drops` (may be null) is the
   // "<map>_drops" per-CPU array with one u64 entry; find it in the MapRegistry as
   // "<owner>/<map>_drops". Errors (kEvent/kMap) name the map and say what is wrong with it.
-  Status add(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops = nullptr);
+  // producer_wakes: the BPF side wakes the poller for every record (see above).
+  Status add(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops = nullptr,
+             bool producer_wakes = false);
   // Unbinds every ring buffer of `owner` (records still in them are consumed first).
   void remove_owner(std::string_view owner);
 
@@ -87,6 +95,10 @@ class RingbufPoller {
   void apply_remove(const std::string& owner);
   Status rebuild_ring();
   void round(int timeout_ms);
+  // The sleep of the next round: the poll interval while any bound ring needs polling, else
+  // until the next drops read.
+  [[nodiscard]] int next_timeout_ms() const;
+  void wake();  // interrupts the poll thread's sleep
   void publish_all();
   void assign_slots();
   void read_drops();
@@ -102,6 +114,7 @@ class RingbufPoller {
   // spin in rounds of a few records. Edge-triggered, a round ends in a sleep until the BPF side
   // forces a wakeup (ring past its fill threshold) or the poll interval passes.
   UniqueFd wait_epoll_;
+  UniqueFd wake_fd_;  // eventfd in wait_epoll_: requests and stop() interrupt a long sleep
   std::vector<std::shared_ptr<Binding>> bindings_;  // owned by the poll thread while running
   std::vector<BatchBuilder> builders_;              // one per bound topic slot
   std::chrono::steady_clock::time_point next_drops_read_{};

@@ -151,7 +151,9 @@ int cpu_profile_sample(struct bpf_perf_event_data *ctx)
 				th_fill_header(&ev->hdr, bpf_get_current_pid_tgid());
 				ev->window = window;
 				ev->pad = 0;
-				TH_SUBMIT(process_events, ev);
+				/* rare (once per process and window): wake the host, which then
+				 * need not poll this ring (TH_RINGBUF_PRODUCER_WAKES) */
+				bpf_ringbuf_submit(ev, BPF_RB_FORCE_WAKEUP);
 			}
 		}
 	}

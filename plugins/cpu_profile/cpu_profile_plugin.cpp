@@ -336,7 +336,8 @@ class CpuProfilePlugin final : public Plugin {
     for (std::size_t i = 1; i < kStatReason.size(); ++i) TH_TRY(lost.add(0, {kStatReason[i]}));
 
     // processes announced by the kernel are snapshotted by the window thread
-    TH_TRY(host.events().bind(process_events, kTopicProcess));
+    // announcements wake the host themselves: no polling for them
+    TH_TRY(host.events().bind(process_events, kTopicProcess, TH_RINGBUF_PRODUCER_WAKES));
     TH_ASSIGN_OR_RETURN(subscription_,
                         host.events().subscribe(kTopicProcess, [this](const Event& e) {
                           if (auto rec = e.as<cpu_profile_process_event>()) {

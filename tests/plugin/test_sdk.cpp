@@ -317,6 +317,37 @@ TEST(SdkHost, MetricUpdatesPassLabelsInOrder) {
   EXPECT_TRUE(fake.last_labels.empty());
 }
 
+// Ring buffer flags are API 1.1: passed through on a 1.1 host, a clear kAbi error on a 1.0 host
+// (whose th_host_api ends before event_bind_ringbuf_flags).
+TEST(SdkHost, RingbufFlagsNeedApi11) {
+  FakeHost fake;
+  static std::uint32_t seen_flags = 0;
+  fake.api.event_bind_ringbuf_flags = [](th_host*, th_map*, const char*, std::uint32_t flags,
+                                         th_error*) {
+    seen_flags = flags;
+    return TH_OK;
+  };
+  th::Host host(&fake.api);
+  th::Map ring(&fake.api, nullptr);
+  ASSERT_TRUE(host.events().bind(ring, "x.y", TH_RINGBUF_PRODUCER_WAKES).ok());
+  EXPECT_EQ(seen_flags, std::uint32_t{TH_RINGBUF_PRODUCER_WAKES});
+
+  fake.api.struct_size = offsetof(th_host_api, event_bind_ringbuf_flags);
+  fake.api.api_minor = 0;
+  auto old = host.events().bind(ring, "x.y", TH_RINGBUF_PRODUCER_WAKES);
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.error().kind(), tracehost::ErrorKind::kAbi);
+  EXPECT_NE(old.error().message().find("API 1.1"), std::string::npos) << old.error().message();
+}
+
+TEST(SdkHost, MetricRemoveIsItsOwnOp) {
+  FakeHost fake;
+  th::Metric m(&fake.api, nullptr);
+  ASSERT_TRUE(m.remove({"burn_hot", "app"}).ok());
+  EXPECT_EQ(fake.last_op, TH_METRIC_REMOVE);
+  EXPECT_EQ(fake.last_labels, (std::vector<std::string>{"burn_hot", "app"}));
+}
+
 TEST(SdkHost, SubscriptionTrampolineDeliversAndContainsExceptions) {
   FakeHost fake;
   std::vector<std::uint32_t> seen;

@@ -196,6 +196,40 @@ TEST_F(RingbufPollerTest, NoWakeupRecordsArriveWithinAFewPollIntervals) {
   EXPECT_EQ(stats[0].map, "test/th_rb_a");
 }
 
+// Rings bound with producer_wakes are not polled: their records arrive on the producer's wakeup,
+// a record committed without one waits (here until stop()), and the long sleep is still cut
+// short by add() and stop().
+TEST_F(RingbufPollerTest, ProducerWakesRingsAreNotPolled) {
+  auto woken = make_ring("th_rb_wakes", 1 << 16, BPF_RB_FORCE_WAKEUP);
+  auto silent = make_ring("th_rb_silent", 1 << 16, BPF_RB_NO_WAKEUP);
+  PollerOptions options;
+  options.drops_interval = 5000ms;  // the only timed wakeup left
+  auto poller = RingbufPoller::make(bus_, options);
+  ASSERT_TRUE(poller.ok());
+  ASSERT_TRUE((*poller)->add("test", woken.ring, topic_, woken.drops, true).ok());
+  ASSERT_TRUE((*poller)->start().ok());
+  std::this_thread::sleep_for(30ms);
+  auto t0 = std::chrono::steady_clock::now();
+  produce(woken, 10);
+  ASSERT_TRUE(collector_->wait_for(10, 2000ms)) << collector_->count.load();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 50ms);
+
+  // add() while the poller sleeps: the eventfd wakes it to apply the request
+  t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE((*poller)->add("test", silent.ring, topic_, silent.drops, true).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+  produce(silent, 5);  // no wakeup, and nobody polls
+  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(bus_.drain());
+  EXPECT_EQ(collector_->count.load(), 10u);
+
+  t0 = std::chrono::steady_clock::now();
+  (*poller)->stop();  // the last round takes them
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+  ASSERT_TRUE(bus_.drain());
+  EXPECT_EQ(collector_->count.load(), 15u);
+}
+
 TEST_F(RingbufPollerTest, KernelDropsAreReportedToTheBus) {
   // 4 KiB ring: 16-byte records (8 header + 8) → at most 256 fit before the poller runs.
   auto ring = make_ring("th_rb_small", 4096);

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <system_error>
 
@@ -136,25 +137,47 @@ std::string demangle(std::string_view name) {
 // ---------------------------------------------------------------- kernel
 
 KernelSymbols KernelSymbols::parse(std::istream& in) {
+  // /proc/kallsyms has ~100-200k lines: scan it as one buffer (no stream per line)
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   KernelSymbols table;
-  std::string line;
+  table.symbols_.reserve(text.size() / 40);
   bool any_nonzero = false;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::string addr_s, type, name, module;
-    if (!(ls >> addr_s >> type >> name)) continue;
-    ls >> module;  // optional "[ext4]"
-    std::uint64_t addr = 0;
-    if (!parse_hex(addr_s, addr) || type.size() != 1) continue;
+  std::string_view rest(text);
+  // plain loops: find_first_of(" \t") calls memchr per character
+  auto next_word = [](std::string_view& line) {
+    std::size_t i = 0;
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    std::size_t j = i;
+    while (j < line.size() && line[j] != ' ' && line[j] != '\t') ++j;
+    std::string_view word = line.substr(i, j - i);
+    line.remove_prefix(j);
+    return word;
+  };
+  while (!rest.empty()) {
+    const auto nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
+    // "ADDR TYPE NAME [MODULE]"
+    const std::string_view addr_s = next_word(line);
+    const std::string_view type = next_word(line);
+    const std::string_view name = next_word(line);
+    if (name.empty() || type.size() != 1) continue;
     const char t = type[0];
     if (t != 't' && t != 'T' && t != 'w' && t != 'W') continue;
+    std::uint64_t addr = 0;
+    if (!parse_hex(addr_s, addr)) continue;
     if (addr != 0) any_nonzero = true;
-    table.symbols_.push_back({addr, std::move(name), module.empty() ? "[kernel]" : module});
+    const std::string_view module = next_word(line);  // optional "[ext4]"
+    table.symbols_.push_back(
+        {addr, std::string(name), module.empty() ? std::string("[kernel]") : std::string(module)});
   }
   // All-zero addresses mean kptr_restrict hid them: such a table would name every frame wrong.
   if (!any_nonzero) table.symbols_.clear();
-  std::stable_sort(table.symbols_.begin(), table.symbols_.end(),
-                   [](const Symbol& a, const Symbol& b) { return a.addr < b.addr; });
+  auto by_addr = [](const Symbol& a, const Symbol& b) { return a.addr < b.addr; };
+  // the kernel's own symbols come sorted; module symbols follow: often nothing to do
+  if (!std::is_sorted(table.symbols_.begin(), table.symbols_.end(), by_addr)) {
+    std::stable_sort(table.symbols_.begin(), table.symbols_.end(), by_addr);
+  }
   return table;
 }
 

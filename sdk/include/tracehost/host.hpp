@@ -537,6 +537,10 @@ class Events {
 
   // Publishes every record of a BPF ring buffer on `topic`; no plugin code runs per event.
   [[nodiscard]] Status bind(const Map& ringbuf, std::string_view topic) const;
+  // Same, with th_ringbuf_flags, e.g. TH_RINGBUF_PRODUCER_WAKES for a ring of rare records the
+  // BPF side commits with a wakeup (the host then need not poll it). Needs a host with API 1.1;
+  // an older host gets a clear error.
+  [[nodiscard]] Status bind(const Map& ringbuf, std::string_view topic, std::uint32_t flags) const;
 
   // Publishes one record from user space (copied).
   template <typename T>
@@ -741,6 +745,20 @@ inline Status Events::bind(const Map& ringbuf, std::string_view topic) const {
   const th_host_api* api = host_->api_;
   return detail::call(api->event_bind_ringbuf, api->host, ringbuf.c(),
                       detail::c_str(topic).c_str());
+}
+
+inline Status Events::bind(const Map& ringbuf, std::string_view topic, std::uint32_t flags) const {
+  const th_host_api* api = host_->api_;
+  if (flags == 0) return bind(ringbuf, topic);
+  if (api->struct_size < offsetof(th_host_api, event_bind_ringbuf_flags) +
+                             sizeof(api->event_bind_ringbuf_flags)) {
+    return Error(ErrorKind::kAbi,
+                 detail::concat("binding ring buffer flags needs plugin API 1.1; this host "
+                                "provides ",
+                                api->api_major, ".", api->api_minor, ": upgrade tracehost"));
+  }
+  return detail::call(api->event_bind_ringbuf_flags, api->host, ringbuf.c(),
+                      detail::c_str(topic).c_str(), flags);
 }
 
 inline Status Events::publish_bytes(std::string_view topic,

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define TRACEHOST_PLUGIN_API_MAJOR 1
-#define TRACEHOST_PLUGIN_API_MINOR 0
+#define TRACEHOST_PLUGIN_API_MINOR 1
 
 /* Name of the exported symbol. It is a Boost.DLL alias: a `const void*` variable named
  * `tracehost_plugin` (in section "boostdll") whose value is the address of a function
@@ -213,9 +213,18 @@ typedef enum th_metric_op {
   TH_METRIC_ADD = 1,     /* counter, gauge */
   TH_METRIC_SET = 2,     /* gauge */
   TH_METRIC_OBSERVE = 3, /* histogram */
-  TH_METRIC_REMOVE = 4   /* gauge: drop the series with these label values (value ignored; no
-                          * error when there is none), e.g. a "top N" whose members change */
+  TH_METRIC_REMOVE = 4   /* API 1.1; gauge: drop the series with these label values (value
+                          * ignored; no error when there is none), e.g. a "top N" whose members
+                          * change */
 } th_metric_op;
+
+/* Flags of event_bind_ringbuf_flags (API 1.1). */
+typedef enum th_ringbuf_flags {
+  /* The BPF side wakes the host for every record (commits without BPF_RB_NO_WAKEUP), so the
+   * host need not poll this ring every [host] poll_interval_ms: a host whose rings all have
+   * this flag sleeps until a record arrives. For rare records (a few per second at most). */
+  TH_RINGBUF_PRODUCER_WAKES = 1u << 0
+} th_ringbuf_flags;
 
 typedef enum th_key_field_kind {
   TH_KEY_UINT = 1,   /* unsigned integer of size 1, 2, 4, 8 */
@@ -441,6 +450,11 @@ typedef struct th_host_api {
                              th_error* err);
   th_status (*metric_bind_map)(th_host* host, th_metric* metric, th_map* map,
                                const th_map_binding* binding, th_error* err);
+
+  /* --- API 1.1 (check struct_size before use) --- */
+  /* event_bind_ringbuf with flags (th_ringbuf_flags). */
+  th_status (*event_bind_ringbuf_flags)(th_host* host, th_map* ringbuf, const char* topic,
+                                        uint32_t flags, th_error* err);
 } th_host_api;
 
 /* ------------------------------------------------------------------------------------------ */
