@@ -204,6 +204,67 @@ int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long syscall_id)
 	return 0;
 }
 
+/* room to measure an argument longer than TH_SYSCALL_ARG_LEN (its bytes are not kept) */
+#define TH_EXEC_SCRATCH_LEN 4096
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, char[TH_EXEC_SCRATCH_LEN]);
+} exec_scratch SEC(".maps");
+
+/*
+ * After a successful exec, re-reads the arguments from the new image: the kernel copied argv
+ * onto the new stack (mm->arg_start..arg_end, NUL-separated), so those pages are present. The
+ * copy taken at entry read the caller's memory, where a page that is not mapped in yet (e.g. a
+ * string literal of a freshly forked child: fork does not copy file-backed page tables) makes
+ * bpf_probe_read_user fail, as it cannot fault pages in. Keeps the entry copy when this fails.
+ */
+static __always_inline void reread_exec_args(struct task_struct *task,
+					     struct syscall_exec_event *e)
+{
+	struct mm_struct *mm = task->mm;
+	unsigned long p, end;
+	long n;
+	__u32 i;
+
+	if (!mm)
+		return;
+	p = BPF_CORE_READ(mm, arg_start);
+	end = BPF_CORE_READ(mm, arg_end);
+	if (!p || p >= end)
+		return;
+	for (i = 0; i < TH_SYSCALL_EXEC_ARGS; i++) {
+		if (p >= end)
+			break;
+		n = bpf_probe_read_user_str(e->args[i], TH_SYSCALL_ARG_LEN, (const void *)p);
+		if (n <= 0)
+			return; /* keep what the entry copy has from here on */
+		/* a longer argument was cut at TH_SYSCALL_ARG_LEN: measure it in the scratch buffer */
+		if (n == TH_SYSCALL_ARG_LEN) {
+			__u32 zero = 0;
+			char *scratch = bpf_map_lookup_elem(&exec_scratch, &zero);
+
+			if (!scratch)
+				return;
+			n = bpf_probe_read_user_str(scratch, TH_EXEC_SCRATCH_LEN, (const void *)p);
+			if (n <= 0 || n == TH_EXEC_SCRATCH_LEN) {
+				/* longer still: the position of the next argument is unknown */
+				e->argc = i + 1;
+				for (i = i + 1; i < TH_SYSCALL_EXEC_ARGS; i++)
+					e->args[i][0] = '\0';
+				e->args_truncated = 1;
+				return;
+			}
+		}
+		p += n;
+		e->argc = i + 1;
+	}
+	for (; i < TH_SYSCALL_EXEC_ARGS; i++)
+		e->args[i][0] = '\0';
+	e->args_truncated = p < end;
+}
+
 static __always_inline void emit_exec_event(struct task_struct *task, __u64 pid_tgid,
 					    __u64 latency_ns, long ret, int record)
 {
@@ -214,6 +275,8 @@ static __always_inline void emit_exec_event(struct task_struct *task, __u64 pid_
 		return;
 	/* complete the record captured at entry and copy it into the ring */
 	if (record) {
+		if (ret == 0)
+			reread_exec_args(task, e);
 		th_fill_header(&e->hdr, pid_tgid);
 		e->latency_ns = latency_ns;
 		e->ret = ret;

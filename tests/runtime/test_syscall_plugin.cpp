@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -280,6 +281,58 @@ TEST_F(SyscallPluginTest, CountsAndEventsOfOneProcess) {
 
 // pids filter and per_process = "pid": a process with the same name but another pid is not
 // traced, and series carry the pid.
+
+// exec arguments in pages the caller has never touched: bpf_probe_read_user cannot fault them in
+// at syscall entry, so the plugin re-reads them from the new image after a successful exec.
+TEST_F(SyscallPluginTest, ExecArgumentsFromPagesNotYetMapped) {
+  const std::string work_comm = unique_comm("thx");
+  const std::string ping_comm = unique_comm("thq");
+  auto pinger = spawn_pinger(ping_comm, [] { ::syscall(SYS_getppid); });
+  ASSERT_NE(pinger, nullptr);
+  start_host("comms = " + toml_list({work_comm, ping_comm}) + "\nexec = true\n");
+  ASSERT_NO_FATAL_FAILURE(wait_until_tracing(*pinger, "tracehost_syscall_process_calls_total",
+                                             {{"comm", ping_comm}, {"syscall", "getppid"}}));
+
+  // the argument strings live in a file mapped MAP_PRIVATE and never read by the child
+  const fs::path strings = dir_->path() / "argv-strings";
+  const std::string long_arg(300, 'L');  // longer than the 63 bytes kept per argument
+  {
+    std::ofstream f(strings, std::ios::binary);
+    f << "/bin/true" << '\0' << "untouched-arg-1" << '\0' << long_arg << '\0' << "after-long"
+      << '\0';
+  }
+  auto work = Child::spawn(work_comm, [&](int in, int) {
+    if (!wait_for_go(in)) return;
+    const int fd = ::open(strings.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) ::_exit(4);
+    void* map = ::mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) ::_exit(5);
+    const char* base = static_cast<const char*>(map);
+    // offsets known from the layout above; the child never dereferences them itself
+    const std::size_t a1 = 10, a2 = a1 + 16, a3 = a2 + long_arg.size() + 1;
+    char* const argv[] = {const_cast<char*>(base), const_cast<char*>(base + a1),
+                          const_cast<char*>(base + a2), const_cast<char*>(base + a3), nullptr};
+    ::execv("/bin/true", argv);
+    ::_exit(3);
+  });
+  ASSERT_NE(work, nullptr);
+  const pid_t work_pid = work->pid();
+  ASSERT_TRUE(work->send());
+  ASSERT_EQ(work->wait(), 0) << "the workload's exec of /bin/true failed";
+
+  auto execs = events("syscall.exec", work_pid, 1);
+  ASSERT_EQ(execs.size(), 1u) << read_file(events_path_);
+  const Json& exec = execs[0];
+  EXPECT_EQ(exec["ret"], 0);
+  EXPECT_EQ(exec["argc"], 4);
+  EXPECT_EQ(exec["arg0"], "/bin/true");
+  EXPECT_EQ(exec["arg1"], "untouched-arg-1");
+  EXPECT_EQ(exec["arg2"], long_arg.substr(0, 63));
+  EXPECT_EQ(exec["arg3"], "after-long");
+  EXPECT_EQ(exec["args_truncated"], false);
+  stop_host();
+}
+
 TEST_F(SyscallPluginTest, PidFilterWithPerPidSeries) {
   const std::string comm = unique_comm("thd");
   auto body = [](int in, int) {
