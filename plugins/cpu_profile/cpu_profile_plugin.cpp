@@ -25,9 +25,9 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
-#include <set>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -54,7 +54,8 @@ static_assert(offsetof(cpu_profile_key, comm) == 16);
 using Stack = std::array<std::uint64_t, TH_CPU_PROFILE_MAX_DEPTH>;
 
 // pids, comms, cgroup, exclude_self: no thread filter, samples of a process's threads go together
-constexpr unsigned kCpuProfileFilters = kFilterPids | kFilterComms | kFilterCgroup | kFilterExcludeSelf;
+constexpr unsigned kCpuProfileFilters =
+    kFilterPids | kFilterComms | kFilterCgroup | kFilterExcludeSelf;
 constexpr std::string_view kTopicProcess = "cpu_profile.process";
 // Snapshots of processes not sampled for this many windows are dropped.
 constexpr std::uint64_t kForgetAfterWindows = 2;
@@ -63,7 +64,7 @@ constexpr std::uint64_t kForgetAfterWindows = 2;
 constexpr auto kFlipGrace = std::chrono::milliseconds(20);
 
 Error config_error(std::string_view key, std::string message) {
-  return Error(ErrorKind::kConfig, detail::concat("[plugins.cpu_profile] ", key, ": ", message));
+  return plugin_config_error("cpu_profile", key, message);
 }
 
 // ---- settings ----------------------------------------------------------------------------------
@@ -77,12 +78,11 @@ struct Settings {
   bool per_thread = false;
   fs::path output_dir;
   std::uint64_t keep_windows = 0;
-  unsigned formats = 0;           // OutputFormat bits
+  unsigned formats = 0;  // OutputFormat bits
   std::uint64_t top_functions = 0;
   std::uint32_t max_keys = 0;
   std::uint32_t max_stacks = 0;
 };
-
 
 Result<std::uint64_t> preset_hz(const std::string& preset) {
   if (preset == "production") return 19;
@@ -137,8 +137,7 @@ Result<Settings> read_settings(const Host& host) {
   for (const auto& f : formats) {
     const unsigned bit = parse_output_format(f);
     if (bit == 0) {
-      return config_error("formats",
-                          detail::concat("'", f, "' is not one of pprof, folded, svg"));
+      return config_error("formats", detail::concat("'", f, "' is not one of pprof, folded, svg"));
     }
     s.formats |= bit;
   }
@@ -356,11 +355,10 @@ class CpuProfilePlugin final : public Plugin {
       stopping_ = false;
     }
     thread_ = std::thread([this] { run(); });
-    host.log().info("sampling at ", s.frequency_hz, " Hz per CPU, ", s.window_s,
-                    " s windows as ", formats_name(s.formats), " into ", s.output_dir.string(),
-                    " (keeping ", s.keep_windows == 0 ? std::string("all") :
-                    std::to_string(s.keep_windows), "); stacks: ", mode_name(s.mode),
-                    s.include_idle ? "; idle included" : "",
+    host.log().info("sampling at ", s.frequency_hz, " Hz per CPU, ", s.window_s, " s windows as ",
+                    formats_name(s.formats), " into ", s.output_dir.string(), " (keeping ",
+                    s.keep_windows == 0 ? std::string("all") : std::to_string(s.keep_windows),
+                    "); stacks: ", mode_name(s.mode), s.include_idle ? "; idle included" : "",
                     s.tasks.self_tgid != 0 ? "; excluding the host's own pid" : "");
     return ok();
   }

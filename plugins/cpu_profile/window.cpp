@@ -1,16 +1,14 @@
 #include "window.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
-#include <fstream>
 #include <map>
 #include <set>
 #include <unordered_map>
 #include <utility>
 
+#include "formats/file.hpp"
 #include "formats/flamegraph.hpp"
 #include "formats/folded.hpp"
 #include "formats/pprof.hpp"
@@ -60,31 +58,6 @@ std::string window_stem(const std::string& name, std::string_view prefix) {
     }
   }
   return {};
-}
-
-Status write_text_file(const fs::path& path, std::string_view text) {
-  const fs::path tmp = path.parent_path() / detail::concat(".", path.filename().string(), ".tmp");
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f.write(text.data(), static_cast<std::streamsize>(text.size()));
-    f.flush();
-    if (!f) {
-      const int err = errno;
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      return Error(ErrorKind::kInternal, detail::concat("cannot write '", tmp.string(), "': ",
-                                                  std::strerror(err),
-                                                  " (is output_dir full or read-only?)"));
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    return Error(ErrorKind::kInternal, detail::concat("cannot rename '", tmp.string(), "' to '",
-                                                path.string(), "': ", ec.message()));
-  }
-  return ok();
 }
 
 }  // namespace
@@ -215,7 +188,7 @@ Result<std::vector<fs::path>> WindowWriter::write(const Profile& profile,
   }
   if ((formats_ & kFormatFolded) != 0) {
     fs::path p = dir_ / (stem + ".folded");
-    TH_TRY(write_text_file(p, write_folded(profile)));
+    TH_TRY(write_file_atomically(p, write_folded(profile)));
     written.push_back(std::move(p));
   }
   if ((formats_ & kFormatSvg) != 0) {
@@ -228,7 +201,7 @@ Result<std::vector<fs::path>> WindowWriter::write(const Profile& profile,
                   static_cast<unsigned long long>(profile.total_samples()));
     options.title = title;
     fs::path p = dir_ / (stem + ".svg");
-    TH_TRY(write_text_file(p, render_flamegraph_svg(profile, options)));
+    TH_TRY(write_file_atomically(p, render_flamegraph_svg(profile, options)));
     written.push_back(std::move(p));
   }
   return written;

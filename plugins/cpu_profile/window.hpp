@@ -37,8 +37,8 @@ Profile build_profile(std::span<const RawSample> raw, Symbolizer& symbolizer,
                       const ProfileWindow& window, bool per_thread);
 
 struct FunctionShare {
-  std::string function;  // frame_display_name()
-  std::string module;    // may be empty
+  std::string function;     // frame_display_name()
+  std::string module;       // may be empty
   std::uint64_t self = 0;   // samples with this function as the leaf
   std::uint64_t total = 0;  // samples with this function anywhere on the stack (once each)
 };

@@ -5,7 +5,6 @@
 // Everything per event happens in the kernel: metrics are map bindings read by the host at scrape
 // time, events are ring buffers bound to topics. This file turns the config into rodata and
 // filter maps, and declares schemas, families and bindings.
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -75,7 +74,7 @@ constexpr std::array<LabelName, 5> kLabels{{{"comm", kLabelComm},
                                             {"direction", kLabelDirection}}};
 
 Error config_error(std::string_view key, std::string message) {
-  return Error(ErrorKind::kConfig, detail::concat("[plugins.network] ", key, ": ", message));
+  return plugin_config_error("network", key, message);
 }
 
 // ---- settings: the validated config, in the units BPF wants ----------------------------------
@@ -368,7 +367,7 @@ class NetworkPlugin final : public Plugin {
       const std::uint8_t one = 1;
       for (std::uint16_t p : s.ports) TH_TRY(ports.update(p, one));
     }
-    TH_TRY(bind_topics(host, obj, s));
+    TH_TRY(bind_topic_rings(host, obj, topic_rings(s)));
     TH_TRY(bind_metrics(host, obj, s));
     // the state machine first: retransmits and RTT samples of sockets it has not seen yet are
     // attributed to "[unknown]" anyway
@@ -414,12 +413,7 @@ class NetworkPlugin final : public Plugin {
     TH_TRY(obj.set_autoload("handle_tcp_probe", s.rtt));
 
     // a disabled topic's ring shrinks to one page
-    const auto page = static_cast<std::uint32_t>(::sysconf(_SC_PAGESIZE));
-    auto ring = [&](bool on) { return on ? s.ringbuf_bytes : page; };
-    TH_TRY(obj.set_max_entries("connect_events", ring(s.connect)));
-    TH_TRY(obj.set_max_entries("accept_events", ring(s.accept)));
-    TH_TRY(obj.set_max_entries("close_events", ring(s.close)));
-    TH_TRY(obj.set_max_entries("failed_events", ring(s.failed)));
+    TH_TRY(size_topic_rings(obj, topic_rings(s), s.ringbuf_bytes));
     TH_TRY(obj.set_max_entries(
         "port_filter", static_cast<std::uint32_t>(std::max<std::size_t>(s.ports.size(), 1))));
     TH_TRY(obj.set_max_entries("sock_state", s.max_connections));
@@ -431,22 +425,11 @@ class NetworkPlugin final : public Plugin {
     return ok();
   }
 
-  static Status bind_topics(Host& host, const BpfObject& obj, const Settings& s) {
-    struct Topic {
-      bool on;
-      std::string_view map;
-      std::string_view topic;
-    };
-    const std::array<Topic, 4> topics{{{s.connect, "connect_events", kTopicConnect},
-                                       {s.accept, "accept_events", kTopicAccept},
-                                       {s.close, "close_events", kTopicClose},
-                                       {s.failed, "failed_events", kTopicFailed}}};
-    for (const auto& t : topics) {
-      if (!t.on) continue;
-      TH_ASSIGN_OR_RETURN(Map ring, obj.map(t.map));
-      TH_TRY(host.events().bind(ring, t.topic));
-    }
-    return ok();
+  static std::array<TopicRing, 4> topic_rings(const Settings& s) {
+    return {{{s.connect, "connect_events", kTopicConnect},
+             {s.accept, "accept_events", kTopicAccept},
+             {s.close, "close_events", kTopicClose},
+             {s.failed, "failed_events", kTopicFailed}}};
   }
 
   static Status bind_metrics(Host& host, const BpfObject& obj, const Settings& s) {
@@ -506,11 +489,12 @@ class NetworkPlugin final : public Plugin {
     TH_ASSIGN_OR_RETURN(Metric connect_latency,
                         reg(histogram, "network_tcp_connect_latency_seconds",
                             "connect() to ESTABLISHED (log2 buckets)", s.labels));
-    TH_TRY(metrics.bind(connect_latency, conns,
-                        key_binding<net_conn_stats>(s.labels)
-                            .log2_hist<&net_conn_stats::connect_slots, &net_conn_stats::connect_sum>()
-                            .scale(1e-9)
-                            .skip_zero()));
+    TH_TRY(
+        metrics.bind(connect_latency, conns,
+                     key_binding<net_conn_stats>(s.labels)
+                         .log2_hist<&net_conn_stats::connect_slots, &net_conn_stats::connect_sum>()
+                         .scale(1e-9)
+                         .skip_zero()));
     TH_ASSIGN_OR_RETURN(
         Metric handshake,
         reg(histogram, "network_tcp_accept_handshake_seconds",
@@ -526,11 +510,10 @@ class NetworkPlugin final : public Plugin {
                                           "smoothed RTT, sampled per socket at most every "
                                           "rtt_sample_interval_ms (log2 buckets)",
                                           s.rtt_labels));
-      TH_TRY(metrics.bind(
-          rtt, rtt_map,
-          key_binding<net_hist>(s.rtt_labels)
-              .log2_hist<&net_hist::slots, &net_hist::sum_ns>()
-              .scale(1e-9)));
+      TH_TRY(metrics.bind(rtt, rtt_map,
+                          key_binding<net_hist>(s.rtt_labels)
+                              .log2_hist<&net_hist::slots, &net_hist::sum_ns>()
+                              .scale(1e-9)));
     }
 
     TH_ASSIGN_OR_RETURN(Map untracked, obj.map("untracked"));

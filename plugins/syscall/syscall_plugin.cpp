@@ -4,9 +4,6 @@
 // Everything per event happens in the kernel: metrics are map bindings read by the host at scrape
 // time, events are ring buffers bound to topics. This file only turns the config into rodata and
 // filter maps, and declares schemas and bindings.
-#include <sys/stat.h>
-#include <sys/statfs.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -14,10 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,7 +58,7 @@ constexpr std::uint32_t kNoSyscall = 0xffffffffu;
 std::string_view arch_name(Arch arch) { return arch == Arch::kX86_64 ? "x86_64" : "arm64"; }
 
 Error config_error(std::string_view key, std::string message) {
-  return Error(ErrorKind::kConfig, detail::concat("[plugins.syscall] ", key, ": ", message));
+  return plugin_config_error("syscall", key, message);
 }
 
 // ---- settings: the validated config, in the units BPF wants ----------------------------------
@@ -312,7 +306,7 @@ class SyscallPlugin final : public Plugin {
     TH_TRY(configure(obj, s, table));
     TH_TRY(obj.load());
     TH_TRY(fill_task_filter(obj, s.tasks));
-    TH_TRY(bind_topics(host, obj, s));
+    TH_TRY(bind_topic_rings(host, obj, topic_rings(s)));
     TH_TRY(bind_metrics(host, obj, s));
     // exit first: an exit without a recorded entry is ignored, an entry without exit is not
     TH_TRY(obj.attach("handle_sys_exit", tp_btf("sys_exit")));
@@ -386,33 +380,17 @@ class SyscallPlugin final : public Plugin {
     TH_TRY(obj.set_rodata("id_creat", id_of(table, "creat")));
 
     // a disabled topic's ring shrinks to one page; the process map to one entry when off
-    const auto page = static_cast<std::uint32_t>(::sysconf(_SC_PAGESIZE));
-    auto ring = [&](bool on) { return on ? s.ringbuf_bytes : page; };
-    TH_TRY(obj.set_max_entries("exec_events", ring(s.exec)));
-    TH_TRY(obj.set_max_entries("open_events", ring(s.open)));
-    TH_TRY(obj.set_max_entries("failed_events", ring(s.failed)));
-    TH_TRY(obj.set_max_entries("slow_events", ring(s.slow_threshold_ns != 0)));
+    TH_TRY(size_topic_rings(obj, topic_rings(s), s.ringbuf_bytes));
     TH_TRY(obj.set_max_entries(
         "process_stats", s.per_process == TH_SYSCALL_PER_PROCESS_OFF ? 1u : s.process_map_entries));
     return ok();
   }
 
-  static Status bind_topics(Host& host, const BpfObject& obj, const Settings& s) {
-    struct Topic {
-      bool on;
-      std::string_view map;
-      std::string_view topic;
-    };
-    const std::array<Topic, 4> topics{{{s.exec, "exec_events", kTopicExec},
-                                       {s.open, "open_events", kTopicOpen},
-                                       {s.failed, "failed_events", kTopicFailed},
-                                       {s.slow_threshold_ns != 0, "slow_events", kTopicSlow}}};
-    for (const auto& t : topics) {
-      if (!t.on) continue;
-      TH_ASSIGN_OR_RETURN(Map ring, obj.map(t.map));
-      TH_TRY(host.events().bind(ring, t.topic));
-    }
-    return ok();
+  static std::array<TopicRing, 4> topic_rings(const Settings& s) {
+    return {{{s.exec, "exec_events", kTopicExec},
+             {s.open, "open_events", kTopicOpen},
+             {s.failed, "failed_events", kTopicFailed},
+             {s.slow_threshold_ns != 0, "slow_events", kTopicSlow}}};
   }
 
   static Status bind_metrics(Host& host, const BpfObject& obj, const Settings& s) {

@@ -28,6 +28,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -75,6 +76,29 @@ inline std::string unique_comm(const char* prefix) {
   std::snprintf(buf, sizeof(buf), "%s%d%d", prefix, static_cast<int>(::getpid() % 100000),
                 counter++);
   return buf;
+}
+
+// ["a", "b"] as a TOML array of strings.
+inline std::string toml_list(const std::vector<std::string>& items) {
+  std::string s = "[";
+  for (const auto& i : items) s += (s.size() > 1 ? ", \"" : "\"") + i + "\"";
+  return s + "]";
+}
+
+// The config plugin tests run with: `plugin` enabled and required with `plugin_keys`, a 10 ms
+// poll interval, the console off, events of `topics` (a glob) as JSON lines to `events`, and
+// Prometheus on 127.0.0.1:`port`.
+inline std::string plugin_test_config(std::string_view plugin, const std::string& plugin_keys,
+                                      const fs::path& events, std::string_view topics, int port) {
+  std::ostringstream c;
+  c << "[host]\nlog_level = \"info\"\npoll_interval_ms = 10\n\n"
+    << "[plugins." << plugin << "]\nenabled = true\nrequired = true\n"
+    << plugin_keys << "\n\n"
+    << "[sinks.console]\nenabled = false\n\n"
+    << "[sinks.json]\nenabled = true\npath = \"" << events.string() << "\"\ntopics = [\"" << topics
+    << "\"]\n\n"
+    << "[sinks.prometheus]\nenabled = true\nlisten = \"127.0.0.1:" << port << "\"\n";
+  return c.str();
 }
 
 // A TCP port on 127.0.0.1 that was free a moment ago.

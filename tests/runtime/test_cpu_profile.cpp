@@ -126,8 +126,7 @@ struct Windows {
     }
     return n;
   }
-  [[nodiscard]] std::uint64_t with_function(const std::string& comm,
-                                            const std::string& fn) const {
+  [[nodiscard]] std::uint64_t with_function(const std::string& comm, const std::string& fn) const {
     return samples(comm, [&](const std::string& f) { return f == fn; });
   }
   [[nodiscard]] std::set<std::string> comms() const {
@@ -280,8 +279,8 @@ TEST_F(CpuProfileTest, HotFunctionsOfAPieExecutable) {
   while (std::chrono::steady_clock::now() < deadline && host_->running()) {
     const auto m = scrape(port_);
     windows = metric(m, "tracehost_cpu_profile_windows_written_total");
-    total_ratio = metric(m, "tracehost_cpu_profile_function_total_ratio",
-                         {{"function", "th_exe_hot_three"}});
+    total_ratio =
+        metric(m, "tracehost_cpu_profile_function_total_ratio", {{"function", "th_exe_hot_three"}});
     if (windows.value_or(0) >= 1 && total_ratio.has_value()) break;
     std::this_thread::sleep_for(200ms);
   }
@@ -327,8 +326,8 @@ TEST_F(CpuProfileTest, HotFunctionsOfAPieExecutable) {
 // The same split between two functions of a shared library.
 TEST_F(CpuProfileTest, HotFunctionsOfASharedLibrary) {
   const std::string comm = unique_comm("thlib");
-  ASSERT_NO_FATAL_FAILURE(start_host("window_s = 2\nmode = \"user\"\ncomms = [\"" + comm + "\"]",
-                                     5));
+  ASSERT_NO_FATAL_FAILURE(
+      start_host("window_s = 2\nmode = \"user\"\ncomms = [\"" + comm + "\"]", 5));
   Target target("lib", comm, 3.0);
   ASSERT_EQ(target.wait(), 0);
   ASSERT_NO_FATAL_FAILURE(wait_host());
@@ -377,8 +376,8 @@ TEST_F(CpuProfileTest, FramesOfAProcessThatExitedBeforeTheWindowEnded) {
   const Windows w = read_windows(out_);
   const std::uint64_t total = w.samples(comm);
   ASSERT_GE(total, 30u) << log();
-  const std::uint64_t named = w.with_function(comm, "th_exe_hot_three") +
-                              w.with_function(comm, "th_exe_hot_one");
+  const std::uint64_t named =
+      w.with_function(comm, "th_exe_hot_three") + w.with_function(comm, "th_exe_hot_one");
   EXPECT_GE(static_cast<double>(named) / total, 0.8) << named << " of " << total;
 }
 
@@ -404,10 +403,11 @@ TEST_F(CpuProfileTest, ExcludesTheHostAndIdleByDefault) {
   const std::string comm = unique_comm("thany");
   Burner burner(comm);
   const fs::path events = dir_->path() / "events.jsonl";
-  ASSERT_NO_FATAL_FAILURE(start_host("window_s = 1\nformats = [\"folded\"]\n\n"
-                                     "[sinks.json]\nenabled = true\npath = \"" +
-                                         events.string() + "\"\ntopics = [\"cpu_profile.*\"]",
-                                     3));
+  ASSERT_NO_FATAL_FAILURE(
+      start_host("window_s = 1\nformats = [\"folded\"]\n\n"
+                 "[sinks.json]\nenabled = true\npath = \"" +
+                     events.string() + "\"\ntopics = [\"cpu_profile.*\"]",
+                 3));
   const pid_t host_pid = host_->pid();
   ASSERT_NO_FATAL_FAILURE(wait_host());
   const Windows w = read_windows(out_);

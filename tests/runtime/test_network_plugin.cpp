@@ -170,11 +170,6 @@ std::unique_ptr<Child> spawn_client(const std::string& comm, std::vector<Endpoin
   });
 }
 
-std::string toml_list(const std::vector<std::string>& items) {
-  std::string s = "[";
-  for (const auto& i : items) s += (s.size() > 1 ? ", \"" : "\"") + i + "\"";
-  return s + "]";
-}
 
 // ---- fixture -----------------------------------------------------------------------------------
 
@@ -189,16 +184,8 @@ class NetworkPluginTest : public ::testing::Test {
   }
 
   fs::path write_config(const std::string& plugin_keys) {
-    std::ostringstream c;
-    c << "[host]\nlog_level = \"info\"\npoll_interval_ms = 10\n\n"
-      << "[plugins.network]\nenabled = true\nrequired = true\n"
-      << plugin_keys << "\n\n"
-      << "[sinks.console]\nenabled = false\n\n"
-      << "[sinks.json]\nenabled = true\npath = \"" << events_path_.string()
-      << "\"\ntopics = [\"tcp.*\"]\n\n"
-      << "[sinks.prometheus]\nenabled = true\nlisten = \"127.0.0.1:" << port_ << "\"\n";
     fs::path p = dir_->path() / "tracehost.toml";
-    std::ofstream(p) << c.str();
+    std::ofstream(p) << plugin_test_config("network", plugin_keys, events_path_, "tcp.*", port_);
     return p;
   }
 

@@ -84,16 +84,8 @@ class SyscallPluginTest : public ::testing::Test {
   // A config with the syscall plugin (its keys in `plugin_keys`), a JSON sink to events_path_
   // and a Prometheus endpoint on port_.
   fs::path write_config(const std::string& plugin_keys) {
-    std::ostringstream c;
-    c << "[host]\nlog_level = \"info\"\npoll_interval_ms = 10\n\n"
-      << "[plugins.syscall]\nenabled = true\nrequired = true\n"
-      << plugin_keys << "\n\n"
-      << "[sinks.console]\nenabled = false\n\n"
-      << "[sinks.json]\nenabled = true\npath = \"" << events_path_.string()
-      << "\"\ntopics = [\"syscall.*\"]\n\n"
-      << "[sinks.prometheus]\nenabled = true\nlisten = \"127.0.0.1:" << port_ << "\"\n";
     fs::path p = dir_->path() / "tracehost.toml";
-    std::ofstream(p) << c.str();
+    std::ofstream(p) << plugin_test_config("syscall", plugin_keys, events_path_, "syscall.*", port_);
     return p;
   }
 
@@ -152,11 +144,6 @@ class SyscallPluginTest : public ::testing::Test {
   std::unique_ptr<HostProcess> host_;
 };
 
-std::string toml_list(std::initializer_list<std::string> items) {
-  std::string s = "[";
-  for (const auto& i : items) s += (s.size() > 1 ? ", \"" : "\"") + i + "\"";
-  return s + "]";
-}
 
 TEST_F(SyscallPluginTest, CountsAndEventsOfOneProcess) {
   const std::string work_comm = unique_comm("thw");

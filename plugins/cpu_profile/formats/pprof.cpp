@@ -1,9 +1,9 @@
 #include "formats/pprof.hpp"
 
+#include "formats/file.hpp"
+
 #include <zlib.h>
 
-#include <cerrno>
-#include <fstream>
 #include <map>
 #include <string>
 #include <string_view>
@@ -240,29 +240,8 @@ Result<std::vector<std::uint8_t>> encode_pprof(const Profile& profile) {
 
 Status write_pprof_file(const Profile& profile, const std::filesystem::path& path) {
   TH_ASSIGN_OR_RETURN(auto bytes, encode_pprof(profile));
-  auto tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) {
-      return Error(ErrorKind::kInvalidArgument,
-                   "cannot create pprof output '" + tmp.string() +
-                       "': check that the directory exists and is writable",
-                   errno);
-    }
-    f.write(reinterpret_cast<const char*>(bytes.data()),
-            static_cast<std::streamsize>(bytes.size()));
-    if (!f.flush()) {
-      return Error(ErrorKind::kInternal, "writing '" + tmp.string() + "' failed", errno);
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    return Error(ErrorKind::kInternal,
-                 "renaming '" + tmp.string() + "' to '" + path.string() + "': " + ec.message());
-  }
-  return ok();
+  return write_file_atomically(
+      path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 }  // namespace tracehost::cpu_profile

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "tracehost/config.hpp"
 #include "tracehost/detail.hpp"
 #include "tracehost/result.hpp"
 
@@ -29,9 +30,6 @@ struct CgroupTarget {
 namespace detail {
 constexpr std::uint64_t kCgroup2SuperMagic = 0x63677270;  // CGROUP2_SUPER_MAGIC
 
-inline Error cgroup_error(std::string_view plugin, std::string message) {
-  return Error(ErrorKind::kConfig, concat("[plugins.", plugin, "] cgroup: ", message));
-}
 }  // namespace detail
 
 // The mount point of the cgroup v2 hierarchy, from /proc/self/mountinfo.
@@ -85,7 +83,7 @@ inline Result<CgroupTarget> resolve_cgroup(std::string_view plugin, const std::s
     dir = fs::canonical(candidate, ec);
   }
   if (ec) {
-    return detail::cgroup_error(plugin, detail::concat("'", spec, "' does not exist (",
+    return plugin_config_error(plugin, "cgroup", detail::concat("'", spec, "' does not exist (",
                                                  candidate.string(), ": ", ec.message(),
                                                  "); give a directory of the "
                                                  "cgroup v2 hierarchy mounted at ",
@@ -94,18 +92,18 @@ inline Result<CgroupTarget> resolve_cgroup(std::string_view plugin, const std::s
   struct statfs sfs {};
   struct stat st {};
   if (::statfs(dir.c_str(), &sfs) != 0 || ::stat(dir.c_str(), &st) != 0) {
-    return detail::cgroup_error(plugin,
+    return plugin_config_error(plugin, "cgroup",
                         detail::concat("cannot stat '", dir.string(), "': ", std::strerror(errno)));
   }
   if (static_cast<std::uint64_t>(sfs.f_type) != detail::kCgroup2SuperMagic || !S_ISDIR(st.st_mode)) {
-    return detail::cgroup_error(plugin, detail::concat("'", dir.string(),
+    return plugin_config_error(plugin, "cgroup", detail::concat("'", dir.string(),
                                                  "' is not a cgroup v2 "
                                                  "directory; give one under ",
                                                  root.string()));
   }
   fs::path rel = dir.lexically_relative(root);
   if (rel.empty() || *rel.begin() == "..") {
-    return detail::cgroup_error(plugin, detail::concat("'", dir.string(),
+    return plugin_config_error(plugin, "cgroup", detail::concat("'", dir.string(),
                                                  "' is not under the cgroup v2 "
                                                  "root ",
                                                  root.string()));

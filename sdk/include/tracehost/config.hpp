@@ -15,6 +15,13 @@
 
 namespace tracehost {
 
+// A config error about key `key` of table [plugins.<plugin>]: "[plugins.<plugin>] <key>: <message>".
+// The message says what is wrong and how to fix it.
+inline Error plugin_config_error(std::string_view plugin, std::string_view key,
+                                 std::string_view message) {
+  return Error(ErrorKind::kConfig, detail::concat("[plugins.", plugin, "] ", key, ": ", message));
+}
+
 // One key of the plugin's [plugins.NAME] table.
 //
 //   ConfigKey::u64("slow_threshold_us", 0, "emit syscall.slow above this; 0 = off")

@@ -1,18 +1,20 @@
 // Helpers shared by plugins that emit events: the schema fields of the common event header
-// (bpf/include/tracehost/event_header.h, filled by th_fill_header() in events.bpf.h) and the
-// ring buffer size key.
+// (bpf/include/tracehost/event_header.h, filled by th_fill_header() in events.bpf.h), the ring
+// buffer size key, and sizing and binding the rings of topics that config turns on or off.
 #pragma once
 
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
 #include "tracehost/config.hpp"
 #include "tracehost/detail.hpp"
 #include "tracehost/event_header.h"
+#include "tracehost/host.hpp"
 #include "tracehost/result.hpp"
 #include "tracehost/schema.hpp"
 
@@ -54,13 +56,39 @@ inline Result<std::uint32_t> read_ringbuf_bytes(const Config& cfg, std::string_v
   if (kb == 0 || (kb & (kb - 1)) != 0 || kb > kMaxKb) {
     std::uint64_t up = 1;
     while (up < kb && up < kMaxKb) up <<= 1;
-    return Error(ErrorKind::kConfig,
-                 detail::concat("[plugins.", plugin, "] ", key, ": ", kb,
-                                " is not a power of two between 1 and ", kMaxKb,
-                                " (ring buffers are); use ", up));
+    return plugin_config_error(plugin, key,
+                               detail::concat(kb, " is not a power of two between 1 and ", kMaxKb,
+                                              " (ring buffers are); use ", up));
   }
   const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
   return static_cast<std::uint32_t>(std::max(kb * 1024, page));
+}
+
+// One event topic fed by a ring buffer of the plugin's BPF object, switched on or off by config.
+struct TopicRing {
+  bool on = false;
+  std::string_view map;    // the BPF_MAP_TYPE_RINGBUF map
+  std::string_view topic;  // the topic it feeds
+};
+
+// Before load: the rings of enabled topics get `bytes` (read_ringbuf_bytes), the others shrink
+// to one page, the smallest ring the kernel allows.
+[[nodiscard]] inline Status size_topic_rings(const BpfObject& obj, std::span<const TopicRing> rings,
+                                             std::uint32_t bytes) {
+  const auto page = static_cast<std::uint32_t>(::sysconf(_SC_PAGESIZE));
+  for (const auto& r : rings) TH_TRY(obj.set_max_entries(r.map, r.on ? bytes : page));
+  return ok();
+}
+
+// After load: binds the rings of enabled topics to their topics.
+[[nodiscard]] inline Status bind_topic_rings(Host& host, const BpfObject& obj,
+                                             std::span<const TopicRing> rings) {
+  for (const auto& r : rings) {
+    if (!r.on) continue;
+    TH_ASSIGN_OR_RETURN(Map ring, obj.map(r.map));
+    TH_TRY(host.events().bind(ring, r.topic));
+  }
+  return ok();
 }
 
 }  // namespace tracehost

@@ -3,7 +3,8 @@
 // BPF object including filters.bpf.h needs. Plugins that filter by task use it like this:
 //
 //   config_keys():  add_task_filter_keys(keys, kFilterPids | kFilterComms | ...);
-//   start():        TH_ASSIGN_OR_RETURN(TaskFilter f, read_task_filter(host.config(), "name", keys));
+//   start():        TH_ASSIGN_OR_RETURN(TaskFilter f, read_task_filter(host.config(), "name",
+//   keys));
 //                   TH_TRY(configure_task_filter(obj, f));   // before obj.load()
 //                   TH_TRY(obj.load());
 //                   TH_TRY(fill_task_filter(obj, f));        // after load, before attach
@@ -53,13 +54,9 @@ struct TaskFilter {
 };
 
 namespace detail {
-constexpr std::int64_t kPidMax = 4194304;          // PID_MAX_LIMIT
-constexpr std::size_t kTaskCommMax = 15;           // TASK_COMM_LEN - 1
-constexpr std::size_t kTaskCommKeyBytes = 16;      // th_comm_key in filters.bpf.h
-
-inline Error filter_error(std::string_view plugin, std::string_view key, std::string message) {
-  return Error(ErrorKind::kConfig, concat("[plugins.", plugin, "] ", key, ": ", message));
-}
+constexpr std::int64_t kPidMax = 4194304;      // PID_MAX_LIMIT
+constexpr std::size_t kTaskCommMax = 15;       // TASK_COMM_LEN - 1
+constexpr std::size_t kTaskCommKeyBytes = 16;  // th_comm_key in filters.bpf.h
 
 inline Result<std::vector<std::uint32_t>> read_task_ids(const Config& cfg, std::string_view plugin,
                                                         std::string_view key) {
@@ -67,7 +64,7 @@ inline Result<std::vector<std::uint32_t>> read_task_ids(const Config& cfg, std::
   std::vector<std::uint32_t> out;
   for (std::int64_t v : values) {
     if (v <= 0 || v > kPidMax) {
-      return filter_error(plugin, key, concat(v, " is not a valid id (1 to ", kPidMax, ")"));
+      return plugin_config_error(plugin, key, concat(v, " is not a valid id (1 to ", kPidMax, ")"));
     }
     out.push_back(static_cast<std::uint32_t>(v));
   }
@@ -115,13 +112,13 @@ inline Result<TaskFilter> read_task_filter(const Config& cfg, std::string_view p
   if ((keys & kFilterComms) != 0) {
     TH_ASSIGN_OR_RETURN(f.comms, cfg.strings("comms"));
     for (const auto& comm : f.comms) {
-      if (comm.empty()) return detail::filter_error(plugin, "comms", "empty process name");
+      if (comm.empty()) return plugin_config_error(plugin, "comms", "empty process name");
       if (comm.size() > detail::kTaskCommMax) {
-        return detail::filter_error(
+        return plugin_config_error(
             plugin, "comms",
             detail::concat("'", comm, "' has ", comm.size(),
-                           " characters but the kernel keeps only the first ",
-                           detail::kTaskCommMax, " of a process name, so it never matches; use '",
+                           " characters but the kernel keeps only the first ", detail::kTaskCommMax,
+                           " of a process name, so it never matches; use '",
                            comm.substr(0, detail::kTaskCommMax), "'"));
       }
     }
