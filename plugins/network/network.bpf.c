@@ -6,13 +6,19 @@
  * Only tracepoints (tp_btf) and CO-RE reads. Most of these tracepoints fire in softirq context
  * where `current` is whoever the packet interrupted, so the owner is remembered when it is known:
  * at connect() (CLOSE -> SYN_SENT) and listen() (CLOSE -> LISTEN), both in the caller's context.
- * A connecting socket's owner goes into a hash keyed by the socket's address (sock_state); a
- * listener's into a hash keyed by network namespace, family and port (listeners), where an
- * accepted child finds it when it reaches ESTABLISHED and copies it into sock_state. Entries
- * are deleted when their socket reaches CLOSE, which every TCP socket passes through before the
- * kernel frees it. Plain preallocated hashes: no allocation, no memory-cgroup charge and no RCU
- * free per connection, which socket local storage (create + BPF_F_CLONE copy into every child
- * + free) costs.
+ * A connecting socket's owner goes into the socket table (below); a listener's into a hash keyed
+ * by network namespace, family and port (listeners), where an accepted child finds it when it
+ * reaches ESTABLISHED and copies it into the socket table. Entries are deleted when their socket
+ * reaches CLOSE, which every TCP socket passes through before the kernel frees it.
+ *
+ * The socket table is a direct-mapped array (sock_slots) indexed by a hash of the socket's
+ * cookie and tagged with it, so the common lookup is an inlined array access and a compare
+ * rather than a hash map operation; a socket whose slot another socket holds goes to an overflow
+ * hash (sock_state). All of it is preallocated: no allocation, no memory-cgroup charge and no
+ * RCU free per connection, which socket local storage (create + BPF_F_CLONE copy into every
+ * child + free) costs. A socket's events are serialized by the socket's lock (process context
+ * holds it, softirq and timers take it or defer), so only claiming a free slot races, between
+ * two sockets, and is a compare-and-swap.
  *
  * Task filters (pids, comms, cgroup, the host itself) are applied at those two process-context
  * points; a rejected socket gets an "excluded" entry so later softirq events skip it. Sockets
@@ -50,13 +56,28 @@ const volatile __u32 emit_accept = 1;
 const volatile __u32 emit_close = 1;
 const volatile __u32 emit_failed = 1;
 
-/* per-socket state, keyed by the socket's address; sized by the plugin (max_connections) */
+/* the socket table: slot (cookie & slot_mask) holds the state of the socket whose cookie is its
+ * tag; slot_mask + 1 slots, a power of two sized by the plugin */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct net_sock_slot);
+} sock_slots SEC(".maps");
+const volatile __u32 slot_mask = 8191;
+
+/* overflow of the socket table: sockets whose slot another held, keyed by cookie; sized by the
+ * plugin (max_connections). Allocated on use: most hosts never need it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, struct net_sock_state);
 } sock_state SEC(".maps");
+
+/* entries in sock_state: while 0 (the common case) a slot miss needs no hash lookup */
+__u64 overflow_entries = 0;
 
 /* listeners' owners, by (netns, family, port); sized by the plugin */
 struct {
@@ -270,6 +291,88 @@ static __always_inline void fill_event(struct net_tcp_event *e, const struct soc
 	e->pad = 0;
 }
 
+/* ---- the socket table ------------------------------------------------------------------- */
+
+/* the socket's cookie: a 64-bit id the kernel gives each socket once and never reuses (generated
+ * on first use, reset in accepted children), so a slot's tag cannot match a later socket */
+static __always_inline __u64 sock_id(const struct sock *sk)
+{
+	__u64 id = sk->__sk_common.skc_cookie.counter;
+
+	return id ? id : bpf_get_socket_cookie((void *)sk);
+}
+
+static __always_inline struct net_sock_slot *sock_slot(__u64 id)
+{
+	/* cookies are handed out in sequence (per CPU), so consecutive sockets take consecutive
+	 * slots and the slots of short-lived ones are reused while still in cache */
+	__u32 i = id & slot_mask;
+
+	return bpf_map_lookup_elem(&sock_slots, &i);
+}
+
+/* sk's state, or NULL when it has none */
+static __always_inline struct net_sock_state *sock_lookup(const struct sock *sk)
+{
+	__u64 id = sock_id(sk);
+	struct net_sock_slot *s = sock_slot(id);
+
+	if (s && s->sk == id)
+		return &s->st;
+	if (!overflow_entries)
+		return 0;
+	return bpf_map_lookup_elem(&sock_state, &id);
+}
+
+/*
+ * Stores st as sk's state and returns where it lives: sk's slot when that is free or sk's
+ * already, else the overflow hash. replace == 0 keeps a state sk already has (two CPUs adopting
+ * one socket: the first wins). NULL when both are full (counted as untracked).
+ */
+static __always_inline struct net_sock_state *sock_store(const struct sock *sk,
+							 const struct net_sock_state *st, int replace)
+{
+	__u64 id = sock_id(sk);
+	struct net_sock_slot *s = sock_slot(id);
+	struct net_sock_state *old = 0;
+	long err;
+
+	if (s && s->sk == id)
+		old = &s->st;
+	else if (overflow_entries)
+		old = bpf_map_lookup_elem(&sock_state, &id);
+	if (old) {
+		if (replace)
+			*old = *st;
+		return old;
+	}
+	if (s && !s->sk && __sync_val_compare_and_swap(&s->sk, 0, id) == 0) {
+		s->st = *st;
+		return &s->st;
+	}
+	err = bpf_map_update_elem(&sock_state, &id, st, BPF_NOEXIST);
+	if (!err) {
+		__sync_fetch_and_add(&overflow_entries, 1);
+	} else if (err != -17 /* EEXIST: another CPU stored it first */) {
+		count_untracked(); /* E2BIG: full */
+		return 0;
+	}
+	return bpf_map_lookup_elem(&sock_state, &id);
+}
+
+static __always_inline void sock_forget(const struct sock *sk)
+{
+	__u64 id = sock_id(sk);
+	struct net_sock_slot *s = sock_slot(id);
+
+	if (s && s->sk == id) {
+		s->sk = 0;
+		return;
+	}
+	if (overflow_entries && bpf_map_delete_elem(&sock_state, &id) == 0)
+		__sync_fetch_and_add(&overflow_entries, -1);
+}
+
 /* ---- the owner ---------------------------------------------------------------------------- */
 
 static __always_inline void fill_owner(struct net_owner *o, struct task_struct *task)
@@ -298,7 +401,6 @@ static __always_inline void remember_connect(const struct sock *sk)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct net_sock_state st = {};
-	__u64 key = (__u64)sk;
 
 	if (!family_passes(sk->__sk_common.skc_family) || !th_filter_pass(task)) {
 		st.kind = TH_NET_KIND_EXCLUDED;
@@ -308,8 +410,7 @@ static __always_inline void remember_connect(const struct sock *sk)
 		st.direction = TH_NET_DIR_OUT;
 		st.kind = TH_NET_KIND_CONNECTING;
 	}
-	if (bpf_map_update_elem(&sock_state, &key, &st, BPF_ANY))
-		count_untracked();
+	sock_store(sk, &st, 1);
 }
 
 /* listen() (CLOSE -> LISTEN), process context: the owner of every child this listener accepts */
@@ -344,38 +445,20 @@ static __always_inline void forget_listen(const struct sock *sk)
 }
 
 /*
- * The state of a socket that opened before the plugin started: inserted on first sight with
+ * The state of a socket that opened before the plugin started: stored on first sight with
  * the owner "[unknown]", or NULL when a task filter is set (such a socket may belong to a
  * filtered-out process) or the family filter rejects it. Deleted at CLOSE like any other.
  */
 static __always_inline struct net_sock_state *adopt(const struct sock *sk)
 {
 	struct net_sock_state st = {};
-	__u64 key = (__u64)sk;
 
 	if (task_filtered || !family_passes(sk->__sk_common.skc_family))
 		return 0;
 	__builtin_memcpy(st.owner.comm, unknown_comm, TH_COMM_LEN);
 	st.sport = sk->__sk_common.skc_num;
 	st.kind = TH_NET_KIND_UNKNOWN;
-	/* two CPUs may adopt at once: the first insert wins */
-	if (bpf_map_update_elem(&sock_state, &key, &st, BPF_NOEXIST) == -28 /* ENOSPC */)
-		count_untracked();
-	return bpf_map_lookup_elem(&sock_state, &key);
-}
-
-static __always_inline struct net_sock_state *sock_lookup(const struct sock *sk)
-{
-	__u64 key = (__u64)sk;
-
-	return bpf_map_lookup_elem(&sock_state, &key);
-}
-
-static __always_inline void sock_forget(const struct sock *sk)
-{
-	__u64 key = (__u64)sk;
-
-	bpf_map_delete_elem(&sock_state, &key);
+	return sock_store(sk, &st, 0);
 }
 
 /* ---- state changes ------------------------------------------------------------------------ */
@@ -389,8 +472,6 @@ static __always_inline struct net_sock_state *child_state(const struct sock *sk)
 	struct net_sock_state child = {};
 	struct net_listen_key k;
 	struct net_listener *l;
-	__u64 key = (__u64)sk;
-	long err;
 
 	fill_listen_key(&k, sk);
 	l = bpf_map_lookup_elem(&listeners, &k);
@@ -407,14 +488,9 @@ static __always_inline struct net_sock_state *child_state(const struct sock *sk)
 		child.direction = TH_NET_DIR_IN;
 		child.kind = TH_NET_KIND_LISTENER; /* becomes ESTABLISHED in on_established */
 	}
-	/* NOEXIST: a child adopted before (e.g. a retransmitted SYN-ACK of a Fast Open child)
-	 * keeps its entry */
-	err = bpf_map_update_elem(&sock_state, &key, &child, BPF_NOEXIST);
-	if (err == -28 /* ENOSPC */) {
-		count_untracked();
-		return 0;
-	}
-	return bpf_map_lookup_elem(&sock_state, &key);
+	/* a child adopted before (e.g. a retransmitted SYN-ACK of a Fast Open child) keeps its
+	 * entry */
+	return sock_store(sk, &child, 0);
 }
 
 /* SYN_SENT -> ESTABLISHED (active) or SYN_RECV -> ESTABLISHED (passive child) */

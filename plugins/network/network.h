@@ -1,6 +1,6 @@
 /*
- * Structures shared by network.bpf.c and network_plugin.cpp: the per-socket state kept in socket
- * local storage, the metric map keys and values read by the host's bindings, and the record
+ * Structures shared by network.bpf.c and network_plugin.cpp: the per-socket state, the metric
+ * map keys and values read by the host's bindings, and the record
  * written to the plugin's ring buffers. Plain C, fixed-width types, explicit padding, no
  * pointers; the C++ side static_asserts sizes and the offsets it binds to.
  */
@@ -87,6 +87,13 @@ struct net_sock_state {
   __u16 pad16;
   __u32 pad32;
 }; /* 80 bytes */
+
+/* one entry of the direct-mapped socket table: the state of the socket whose cookie is sk, or
+ * free (sk == 0) */
+struct net_sock_slot {
+  __u64 sk;
+  struct net_sock_state st;
+}; /* 88 bytes */
 
 /* listeners: keyed by network namespace, family and local port; children look their owner
  * up here when they reach ESTABLISHED */

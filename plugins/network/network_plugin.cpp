@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <set>
@@ -29,6 +30,10 @@ namespace {
 
 static_assert(sizeof(th_event_header) == 48);
 static_assert(sizeof(net_sock_state) == 80);
+static_assert(sizeof(net_sock_slot) == 88);
+
+// slots of the direct-mapped socket table: 8192 x 88 bytes = 704 KiB
+constexpr std::uint32_t kMaxSlots = 8192;
 static_assert(sizeof(net_key) == 48);
 static_assert(offsetof(net_key, raddr) == 16);
 static_assert(offsetof(net_key, rport) == 32);
@@ -416,6 +421,12 @@ class NetworkPlugin final : public Plugin {
     TH_TRY(size_topic_rings(obj, topic_rings(s), s.ringbuf_bytes));
     TH_TRY(obj.set_max_entries(
         "port_filter", static_cast<std::uint32_t>(std::max<std::size_t>(s.ports.size(), 1))));
+    // the socket table: a power of two of slots, at most kMaxSlots so it stays in a core's
+    // cache; sockets whose slot another holds go to the overflow hash, which alone can hold
+    // max_connections
+    const std::uint32_t slots = std::min(std::bit_ceil(s.max_connections), kMaxSlots);
+    TH_TRY(obj.set_max_entries("sock_slots", slots));
+    TH_TRY(obj.set_rodata("slot_mask", slots - 1));
     TH_TRY(obj.set_max_entries("sock_state", s.max_connections));
     TH_TRY(obj.set_max_entries("listeners", std::max<std::uint32_t>(s.max_connections / 16, 64)));
     for (std::string_view map : {"conn_stats", "fail_stats", "retrans_stats"}) {

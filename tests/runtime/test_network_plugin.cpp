@@ -644,5 +644,129 @@ TEST_F(NetworkPluginTest, RttByRemoteAddress) {
   stop_host();
 }
 
+// ---- the socket table --------------------------------------------------------------------------
+
+constexpr std::size_t kSmall = 100;  // bytes each way per connection of the tests below
+
+// Server child: listen(), acknowledge, accept `conns` connections, read kSmall from and write
+// kSmall to each, then hold them all open until the next byte from the test and close them.
+std::unique_ptr<Child> spawn_holding_server(const std::string& comm, int fd, int conns) {
+  auto child = Child::spawn(comm, [fd, conns](int in, int out) {
+    if (!wait_byte(in)) ::_exit(30);
+    if (::listen(fd, conns) != 0) ::_exit(31);
+    if (!send_byte(out)) ::_exit(32);
+    std::vector<int> open;
+    for (int i = 0; i < conns; ++i) {
+      int c = ::accept(fd, nullptr, nullptr);
+      if (c < 0) ::_exit(33);
+      if (!read_exactly(c, kSmall) || !write_all(c, kSmall, 'r')) ::_exit(34);
+      open.push_back(c);
+    }
+    if (!wait_byte(in)) ::_exit(35);
+    for (int c : open) ::close(c);
+    ::_exit(0);
+  });
+  ::close(fd);
+  return child;
+}
+
+// Client child: open `conns` connections to `port` at once, exchange kSmall each way on each,
+// tell the test they are all open, then read EOF on each and close it.
+std::unique_ptr<Child> spawn_holding_client(const std::string& comm, int port, int conns) {
+  return Child::spawn(comm, [port, conns](int in, int out) {
+    if (!wait_byte(in)) ::_exit(40);
+    std::vector<int> open;
+    for (int i = 0; i < conns; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      socklen_t len = 0;
+      sockaddr_storage ss = loopback(AF_INET, port, &len);
+      if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) ::_exit(41);
+      if (!write_all(fd, kSmall, 'q')) ::_exit(42);
+      open.push_back(fd);
+    }
+    for (int fd : open) {
+      if (!read_exactly(fd, kSmall)) ::_exit(43);
+    }
+    if (!send_byte(out)) ::_exit(44);
+    for (int fd : open) {
+      char c = 0;
+      if (::recv(fd, &c, 1, 0) != 0) ::_exit(45);
+      ::close(fd);
+    }
+    ::_exit(0);
+  });
+}
+
+// 100 connections open at once are 200 sockets. With max_connections = 128 the socket table has
+// 128 slots, so at least 72 sockets live in its overflow hash: every connection is still counted
+// open and closed with its exact bytes, and none is lost. With max_connections = 64 (64 slots +
+// 64 in the overflow) some cannot be tracked, and say so in the untracked counter.
+TEST_F(NetworkPluginTest, SocketTableOverflowAndLimit) {
+  constexpr int kConns = 100;
+  for (const int max_connections : {128, 64}) {
+    SCOPED_TRACE("max_connections = " + std::to_string(max_connections));
+    const std::string srv_comm = unique_comm("thns");
+    const std::string cli_comm = unique_comm("thnc");
+    int port = 0;
+    int fd = bound_socket(AF_INET, &port);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    ASSERT_NO_FATAL_FAILURE(start_host("comms = " + toml_list({srv_comm, cli_comm}) +
+                                       "\nmax_connections = " +
+                                       std::to_string(max_connections) + "\n"));
+    auto server = spawn_holding_server(srv_comm, fd, kConns);
+    ASSERT_NE(server, nullptr);
+    ASSERT_TRUE(server->send());
+    ASSERT_TRUE(server->receive());  // listening
+    auto client = spawn_holding_client(cli_comm, port, kConns);
+    ASSERT_NE(client, nullptr);
+    ASSERT_TRUE(client->send());
+    ASSERT_TRUE(client->receive());  // all open on both ends
+    ASSERT_TRUE(server->send());     // close them
+    EXPECT_EQ(client->wait(), 0);
+    EXPECT_EQ(server->wait(), 0);
+
+    const Labels out{{"comm", cli_comm}, {"direction", "out"}};
+    const Labels in{{"comm", srv_comm}, {"direction", "in"}};
+    auto closed = [&](const std::vector<Sample>& m) {
+      return metric(m, "tracehost_network_tcp_connections_closed_total", out).value_or(0) +
+             metric(m, "tracehost_network_tcp_connections_closed_total", in).value_or(0);
+    };
+    auto m = scrape(port_);
+    const auto untracked = metric(m, "tracehost_network_tcp_untracked_sockets_total", {});
+    ASSERT_TRUE(untracked.has_value()) << host_->log();
+    if (max_connections == 128) {
+      // the server's closes end in TIME_WAIT: wait for its last CLOSE to be counted
+      for (int i = 0; i < 100 && closed(m) < 2 * kConns; ++i) {
+        std::this_thread::sleep_for(50ms);
+        m = scrape(port_);
+      }
+      EXPECT_EQ(*untracked, 0);
+      EXPECT_EQ(metric(m, "tracehost_network_tcp_connections_opened_total", out), kConns);
+      EXPECT_EQ(metric(m, "tracehost_network_tcp_connections_opened_total", in), kConns);
+      EXPECT_EQ(closed(m), 2 * kConns);
+      EXPECT_EQ(metric(m, "tracehost_network_tcp_bytes_sent_total", out), kConns * kSmall);
+      EXPECT_EQ(metric(m, "tracehost_network_tcp_bytes_received_total", out), kConns * kSmall);
+      EXPECT_EQ(metric(m, "tracehost_network_tcp_bytes_sent_total", in), kConns * kSmall);
+      EXPECT_EQ(metric(m, "tracehost_network_tcp_bytes_received_total", in), kConns * kSmall);
+      const auto closes = all_events_after_stop();
+      int client_closes = 0;
+      for (const auto& e : closes) {
+        if (e.value("topic", "") == "tcp.close" && e.value("comm", "") == cli_comm) {
+          ++client_closes;
+          EXPECT_EQ(e["bytes_sent"], kSmall);
+          EXPECT_EQ(e["bytes_received"], kSmall);
+        }
+      }
+      EXPECT_EQ(client_closes, kConns);
+    } else {
+      EXPECT_GT(*untracked, 0) << host_->log();
+      EXPECT_LT(metric(m, "tracehost_network_tcp_connections_opened_total", out).value_or(0) +
+                    metric(m, "tracehost_network_tcp_connections_opened_total", in).value_or(0),
+                2 * kConns);
+      stop_host();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tracehost::testing
