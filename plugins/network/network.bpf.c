@@ -56,8 +56,8 @@ const volatile __u32 emit_accept = 1;
 const volatile __u32 emit_close = 1;
 const volatile __u32 emit_failed = 1;
 
-/* the socket table: slot (cookie & slot_mask) holds the state of the socket whose cookie is its
- * tag; slot_mask + 1 slots, a power of two sized by the plugin */
+/* the socket table: slot (cookie & slot_mask) holds the state of the socket with that cookie;
+ * slot_mask + 1 slots, a power of two sized by the plugin */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 8192);
@@ -317,11 +317,24 @@ static __always_inline struct net_sock_state *sock_lookup(const struct sock *sk)
 	__u64 id = sock_id(sk);
 	struct net_sock_slot *s = sock_slot(id);
 
-	if (s && s->sk == id)
+	if (s && s->cookie == id)
 		return &s->st;
 	if (!overflow_entries)
 		return 0;
 	return bpf_map_lookup_elem(&sock_state, &id);
+}
+
+/*
+ * Whether a slot's holder has gone without its CLOSE being seen (no path is known to do that;
+ * this keeps such a slot from staying taken for good): the socket at its address no longer
+ * carries its cookie. TCP sockets are SLAB_TYPESAFE_BY_RCU, so that memory is a socket or a
+ * free slab object; the read cannot fault either way.
+ */
+static __always_inline int slot_stale(const struct net_sock_slot *s, __u64 holder)
+{
+	const struct sock *sk = (const struct sock *)s->sk;
+
+	return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter) != holder;
 }
 
 /*
@@ -335,18 +348,24 @@ static __always_inline struct net_sock_state *sock_store(const struct sock *sk,
 	__u64 id = sock_id(sk);
 	struct net_sock_slot *s = sock_slot(id);
 	struct net_sock_state *old = 0;
+	__u64 holder = 0;
 	long err;
 
-	if (s && s->sk == id)
-		old = &s->st;
-	else if (overflow_entries)
+	if (s) {
+		holder = s->cookie;
+		if (holder == id)
+			old = &s->st;
+	}
+	if (!old && overflow_entries)
 		old = bpf_map_lookup_elem(&sock_state, &id);
 	if (old) {
 		if (replace)
 			*old = *st;
 		return old;
 	}
-	if (s && !s->sk && __sync_val_compare_and_swap(&s->sk, 0, id) == 0) {
+	if (s && (!holder || slot_stale(s, holder)) &&
+	    __sync_val_compare_and_swap(&s->cookie, holder, id) == holder) {
+		s->sk = (__u64)sk;
 		s->st = *st;
 		return &s->st;
 	}
@@ -365,8 +384,8 @@ static __always_inline void sock_forget(const struct sock *sk)
 	__u64 id = sock_id(sk);
 	struct net_sock_slot *s = sock_slot(id);
 
-	if (s && s->sk == id) {
-		s->sk = 0;
+	if (s && s->cookie == id) {
+		s->cookie = 0;
 		return;
 	}
 	if (overflow_entries && bpf_map_delete_elem(&sock_state, &id) == 0)

@@ -88,12 +88,13 @@ struct net_sock_state {
   __u32 pad32;
 }; /* 80 bytes */
 
-/* one entry of the direct-mapped socket table: the state of the socket whose cookie is sk, or
- * free (sk == 0) */
+/* one entry of the direct-mapped socket table: the state of the socket whose cookie is `cookie`
+ * and whose address is `sk`, or free (cookie == 0) */
 struct net_sock_slot {
+  __u64 cookie;
   __u64 sk;
   struct net_sock_state st;
-}; /* 88 bytes */
+}; /* 96 bytes */
 
 /* listeners: keyed by network namespace, family and local port; children look their owner
  * up here when they reach ESTABLISHED */

@@ -30,9 +30,9 @@ namespace {
 
 static_assert(sizeof(th_event_header) == 48);
 static_assert(sizeof(net_sock_state) == 80);
-static_assert(sizeof(net_sock_slot) == 88);
+static_assert(sizeof(net_sock_slot) == 96);
 
-// slots of the direct-mapped socket table: 8192 x 88 bytes = 704 KiB
+// slots of the direct-mapped socket table: 8192 x 96 bytes = 768 KiB
 constexpr std::uint32_t kMaxSlots = 8192;
 static_assert(sizeof(net_key) == 48);
 static_assert(offsetof(net_key, raddr) == 16);
