@@ -1,5 +1,6 @@
 // JSON lines rendering: the json sink must keep up with >= 1 M events/s to /dev/null.
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <string>
@@ -17,6 +18,9 @@ namespace {
 using tracehost::bench::bench_event;
 using tracehost::bench::BenchEvent;
 using tracehost::bench::BenchSchema;
+using tracehost::bench::net_bench_event;
+using tracehost::bench::NetBenchEvent;
+using tracehost::bench::NetBenchSchema;
 
 std::vector<th_event> make_events(const BenchSchema& schema, std::vector<BenchEvent>& storage) {
   std::vector<th_event> events;
@@ -50,6 +54,41 @@ void BM_RenderEventJson(benchmark::State& state) {
   state.counters["bytes_per_event"] = static_cast<double>(out.size());
 }
 BENCHMARK(BM_RenderEventJson);
+
+// A network plugin-like record (tcp.close): two TH_FIELD_IP addresses with a family
+// field, ports, enums, counters. Arg = address family (AF_INET, AF_INET6), or 0 for a mix of
+// three IPv4 connections to one IPv6 one.
+void BM_RenderNetEventJson(benchmark::State& state) {
+  NetBenchSchema schema;
+  std::vector<NetBenchEvent> storage(1024);
+  std::vector<th_event> events;
+  for (std::size_t i = 0; i < storage.size(); ++i) {
+    int family = static_cast<int>(state.range(0));
+    if (family == 0) family = i % 4 == 3 ? AF_INET6 : AF_INET;
+    storage[i] = net_bench_event(i, family);
+    th_event e{};
+    e.struct_size = sizeof(e);
+    e.topic = schema.schema.topic;
+    e.schema = &schema.schema;
+    e.data = &storage[i];
+    e.size = sizeof(NetBenchEvent);
+    // taken by the host 30 us after the kernel stamped it, as in a live run
+    e.time_ns = static_cast<std::uint64_t>(
+        tracehost::host::monotonic_to_realtime_ns(storage[i].ts) + 30'000);
+    events.push_back(e);
+  }
+  std::string out;
+  out.reserve(1 << 20);
+  std::size_t i = 0;
+  for (auto _ : state) {
+    out.clear();
+    tracehost::host::append_event_json(out, events[i++ & 1023]);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.counters["bytes_per_event"] = static_cast<double>(out.size());
+}
+BENCHMARK(BM_RenderNetEventJson)->Arg(AF_INET)->Arg(AF_INET6)->Arg(0);
 
 // The sink's callback path: filter, render, buffer, write(2) to /dev/null.
 void BM_JsonSinkToDevNull(benchmark::State& state) {

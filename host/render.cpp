@@ -65,38 +65,156 @@ const std::array<std::string_view, kErrnoTableSize>& errno_table() {
   return table;
 }
 
+// Lines are built on the stack and handed to the destination string in large pieces: one
+// std::string append per token (a comma, a quote, a number) costs more than formatting it.
+class LineWriter {
+ public:
+  static constexpr std::size_t kCapacity = 512;
+
+  // buf_ is left uninitialised: bytes are written before they are read, and zeroing it would
+  // cost more than some lines take to render.
+  explicit LineWriter(std::string& out) noexcept  // NOLINT(cppcoreguidelines-pro-type-member-init)
+      : out_(out) {}
+  LineWriter(const LineWriter&) = delete;
+  LineWriter& operator=(const LineWriter&) = delete;
+  LineWriter(LineWriter&&) = delete;
+  LineWriter& operator=(LineWriter&&) = delete;
+  ~LineWriter() = default;
+
+  // n (at most kCapacity) writable bytes at the returned pointer; commit() keeps those written.
+  char* room(std::size_t n) {
+    if (static_cast<std::size_t>(buf_ + kCapacity - pos_) < n) flush();
+    return pos_;
+  }
+  void commit(char* end) noexcept { pos_ = end; }
+
+  void put(char c) {
+    char* p = room(1);
+    *p = c;
+    pos_ = p + 1;
+  }
+  void put(std::string_view s) {
+    if (s.size() > kCapacity) {
+      flush();
+      out_.append(s);
+      return;
+    }
+    char* p = room(s.size());
+    std::memcpy(p, s.data(), s.size());
+    pos_ = p + s.size();
+  }
+
+  // Appends what is buffered to the destination: due before the destination is used.
+  void flush() {
+    out_.append(buf_, static_cast<std::size_t>(pos_ - buf_));
+    pos_ = buf_;
+  }
+
+ private:
+  std::string& out_;
+  char buf_[kCapacity];
+  char* pos_ = buf_;
+};
+
+constexpr char kHexDigits[] = "0123456789abcdef";
+
 template <typename T>
-void append_number(std::string& out, T v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
-  out.append(buf, end);
+void put_number(LineWriter& w, T v) {
+  constexpr std::size_t kMax = 24;  // "-9223372036854775808"
+  char* p = w.room(kMax);
+  w.commit(std::to_chars(p, p + kMax, v).ptr);
 }
 
-void append_hex_u64(std::string& out, std::uint64_t v) {
-  char buf[20];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v, 16);
-  out += "0x";
-  out.append(buf, end);
+void put_hex_u64(LineWriter& w, std::uint64_t v) {
+  constexpr std::size_t kMax = 18;  // "0x" + 16 digits
+  char* p = w.room(kMax);
+  p[0] = '0';
+  p[1] = 'x';
+  w.commit(std::to_chars(p + 2, p + kMax, v, 16).ptr);
 }
 
-void append_hex_bytes(std::string& out, const unsigned char* p, std::size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  for (std::size_t i = 0; i < n; ++i) {
-    out += kDigits[p[i] >> 4];
-    out += kDigits[p[i] & 0xf];
+void put_hex_bytes(LineWriter& w, const unsigned char* p, std::size_t n) {
+  constexpr std::size_t kChunk = LineWriter::kCapacity / 2;
+  while (n > 0) {
+    const std::size_t chunk = n < kChunk ? n : kChunk;
+    char* out = w.room(2 * chunk);
+    for (std::size_t i = 0; i < chunk; ++i) {
+      *out++ = kHexDigits[p[i] >> 4];
+      *out++ = kHexDigits[p[i] & 0xf];
+    }
+    w.commit(out);
+    p += chunk;
+    n -= chunk;
   }
 }
 
-void append_ip(std::string& out, int family, const unsigned char* p) {
-  char buf[INET6_ADDRSTRLEN];
-  if (::inet_ntop(family, p, buf, sizeof(buf)) != nullptr) out += buf;
+// "a.b.c.d" as inet_ntop prints it (decimal, no leading zeros); writes at most 15 bytes.
+char* format_ipv4(char* out, const unsigned char* a) noexcept {
+  for (int i = 0; i < 4; ++i) {
+    if (i > 0) *out++ = '.';
+    const unsigned v = a[i];
+    if (v >= 100) *out++ = static_cast<char>('0' + v / 100);
+    if (v >= 10) *out++ = static_cast<char>('0' + v / 10 % 10);
+    *out++ = static_cast<char>('0' + v % 10);
+  }
+  return out;
+}
+
+// RFC 5952 text exactly as glibc's inet_ntop prints it; writes at most 45 bytes. The longest run
+// of two or more zero groups (the first of equally long ones) becomes "::"; groups are lower-case
+// hex without leading zeros. Like glibc, the last 32 bits are a dotted quad in IPv4-mapped
+// addresses (groups 0-4 zero, group 5 ffff: "::ffff:0.0.0.0" too) and IPv4-compatible ones
+// (groups 0-5 zero, group 6 not: "::1.2.0.0"; "::1" and "::ab" stay hex).
+char* format_ipv6(char* out, const unsigned char* a) noexcept {
+  constexpr int kGroups = 8;
+  unsigned group[kGroups];
+  for (std::size_t i = 0; i < kGroups; ++i) group[i] = (unsigned{a[2 * i]} << 8) | a[2 * i + 1];
+
+  int run_start = 0;
+  int run_len = 0;
+  for (int i = 0; i < kGroups;) {
+    int end = i;
+    while (end < kGroups && group[end] == 0) ++end;
+    if (end - i > run_len) {
+      run_start = i;
+      run_len = end - i;
+    }
+    i = end == i ? i + 1 : end;
+  }
+  if (run_len < 2) run_len = 0;  // a single zero group is written as "0"
+
+  for (int i = 0; i < kGroups; ++i) {
+    if (run_len > 0 && i == run_start) {
+      // "::" stands for the run: one ':' here, the other from the group after it, or at the end
+      *out++ = ':';
+      i += run_len - 1;
+      if (i == kGroups - 1) *out++ = ':';
+      continue;
+    }
+    if (i > 0) *out++ = ':';
+    if (i == 6 && run_start == 0 && (run_len == 6 || (run_len == 5 && group[5] == 0xffff))) {
+      return format_ipv4(out, a + 12);
+    }
+    const unsigned v = group[i];
+    if (v >= 0x1000) *out++ = kHexDigits[v >> 12];
+    if (v >= 0x100) *out++ = kHexDigits[(v >> 8) & 0xf];
+    if (v >= 0x10) *out++ = kHexDigits[(v >> 4) & 0xf];
+    *out++ = kHexDigits[v & 0xf];
+  }
+  return out;
+}
+
+void put_ip(LineWriter& w, int family, const unsigned char* addr) {
+  char* p = w.room(INET6_ADDRSTRLEN);
+  w.commit(family == AF_INET ? format_ipv4(p, addr) : format_ipv6(p, addr));
 }
 
 const th_field* find_field(const th_event_schema& schema, const char* name) noexcept {
   if (name == nullptr) return nullptr;
   for (std::size_t i = 0; i < schema.field_count; ++i) {
     const th_field& f = schema.fields[i];
-    if (f.name != nullptr && std::strcmp(f.name, name) == 0) return &f;
+    // the first byte rules out most fields without a call
+    if (f.name != nullptr && f.name[0] == name[0] && std::strcmp(f.name, name) == 0) return &f;
   }
   return nullptr;
 }
@@ -111,110 +229,6 @@ const char* enum_name(const th_field& field, std::int64_t v) noexcept {
     if (e[i].value == v) return e[i].name;
   }
   return nullptr;
-}
-
-// The body of append_field_json / append_field_text: `quote` decides whether strings are JSON
-// literals or raw text.
-void append_field(std::string& out, const th_event_schema& schema, const th_field& f,
-                  const void* record, std::size_t size, bool json) {
-  if (static_cast<std::size_t>(f.offset) + f.size > size) {
-    out += json ? "null" : "";
-    return;
-  }
-  const auto* base = static_cast<const unsigned char*>(record);
-  const unsigned char* p = base + f.offset;
-  auto str = [&](std::string_view s) {
-    if (json) {
-      append_json_string(out, s);
-    } else {
-      out += s;
-    }
-  };
-  auto quoted = [&](auto&& fn) {
-    if (json) out += '"';
-    fn();
-    if (json) out += '"';
-  };
-  switch (f.type) {
-    case TH_FIELD_UINT:
-    case TH_FIELD_PID:
-    case TH_FIELD_TID:
-    case TH_FIELD_UID:
-    case TH_FIELD_CGROUP_ID:
-    case TH_FIELD_PORT:
-    case TH_FIELD_DURATION_NS:
-      append_number(out, read_uint(p, f.size));
-      return;
-    case TH_FIELD_INT:
-    case TH_FIELD_STACK_ID:
-      append_number(out, read_int(p, f.size));
-      return;
-    case TH_FIELD_BOOL:
-      out += read_uint(p, f.size) != 0 ? "true" : "false";
-      return;
-    case TH_FIELD_STRING:
-      str(fixed_string(p, f.size));
-      return;
-    case TH_FIELD_IPV4:
-      quoted([&] { append_ip(out, AF_INET, p); });
-      return;
-    case TH_FIELD_IPV6:
-      quoted([&] { append_ip(out, AF_INET6, p); });
-      return;
-    case TH_FIELD_IP: {
-      const th_field* fam = find_field(schema, f.aux_field);
-      int family = AF_INET6;
-      if (fam != nullptr && static_cast<std::size_t>(fam->offset) + fam->size <= size &&
-          read_uint(base + fam->offset, fam->size) == AF_INET) {
-        family = AF_INET;
-      }
-      quoted([&] { append_ip(out, family, p); });
-      return;
-    }
-    case TH_FIELD_ERRNO: {
-      std::int64_t v = read_int(p, f.size);
-      std::uint64_t mag =
-          v < 0 ? static_cast<std::uint64_t>(-(v + 1)) + 1 : static_cast<std::uint64_t>(v);
-      std::string_view name =
-          mag < kErrnoTableSize ? errno_name(static_cast<int>(mag)) : std::string_view{};
-      quoted([&] {
-        if (name.empty()) {
-          append_number(out, v);
-        } else {
-          out += name;
-        }
-      });
-      return;
-    }
-    case TH_FIELD_TIMESTAMP_NS:
-      quoted([&] { append_rfc3339_ns(out, monotonic_to_realtime_ns(read_uint(p, f.size))); });
-      return;
-    case TH_FIELD_ENUM: {
-      std::int64_t v = read_int(p, f.size);
-      if (f.size < 8) {
-        // enums are usually unsigned in C: don't show 0xffffffff as -1 unless an entry says so
-        std::uint64_t u = read_uint(p, f.size);
-        if (enum_name(f, v) == nullptr && enum_name(f, static_cast<std::int64_t>(u)) != nullptr) {
-          v = static_cast<std::int64_t>(u);
-        }
-      }
-      if (const char* name = enum_name(f, v)) {
-        str(name);
-      } else {
-        append_number(out, v);
-      }
-      return;
-    }
-    case TH_FIELD_HEX:
-      quoted([&] { append_hex_bytes(out, p, f.size); });
-      return;
-    case TH_FIELD_FLAGS:
-      quoted([&] { append_hex_u64(out, read_uint(p, f.size)); });
-      return;
-    default:
-      out += json ? "null" : "";
-      return;
-  }
 }
 
 // Length of the valid UTF-8 sequence starting at p (no overlongs, no surrogates, <= U+10FFFF),
@@ -240,10 +254,245 @@ std::size_t utf8_sequence_length(const unsigned char* p, std::size_t left) noexc
   return len;
 }
 
+// Bytes a JSON string literal holds as they are: printable ASCII except '"' and '\'.
+constexpr std::array<bool, 256> kPlainJson = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[c] = c != '"' && c != '\\';
+  return t;
+}();
+
+bool plain_json(char c) noexcept { return kPlainJson[static_cast<unsigned char>(c)]; }
+
+void put_json_escape(LineWriter& w, unsigned char c) {
+  switch (c) {
+    case '"':
+      w.put("\\\"");
+      break;
+    case '\\':
+      w.put("\\\\");
+      break;
+    case '\n':
+      w.put("\\n");
+      break;
+    case '\r':
+      w.put("\\r");
+      break;
+    case '\t':
+      w.put("\\t");
+      break;
+    case '\b':
+      w.put("\\b");
+      break;
+    case '\f':
+      w.put("\\f");
+      break;
+    default: {
+      const char esc[6] = {'\\', 'u', '0', '0', kHexDigits[c >> 4], kHexDigits[c & 0xf]};
+      w.put(std::string_view(esc, sizeof(esc)));
+    }
+  }
+}
+
+// The inside of a JSON string literal: escapes ", \ and control characters, keeps valid UTF-8,
+// writes U+FFFD for each byte that is not part of it.
+void put_json_body(LineWriter& w, std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  std::size_t run = 0;  // start of the pending run of bytes copied verbatim
+  std::size_t i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (kPlainJson[c]) {
+      ++i;
+      continue;
+    }
+    if (c >= 0x80) {
+      if (std::size_t len = utf8_sequence_length(p + i, n - i); len > 0) {
+        i += len;
+        continue;
+      }
+      w.put(s.substr(run, i - run));
+      w.put("\xef\xbf\xbd");
+    } else {
+      w.put(s.substr(run, i - run));
+      put_json_escape(w, c);
+    }
+    run = ++i;
+  }
+  w.put(s.substr(run));
+}
+
+// Same for a NUL-terminated string. Field, topic and enum names are short identifiers: they are
+// copied in one pass, without strlen, until a byte needs escaping or the piece gets long.
+void put_json_body(LineWriter& w, const char* s) {
+  constexpr std::size_t kPiece = 64;
+  char* out = w.room(kPiece);
+  char* const end = out + kPiece;
+  while (out < end && plain_json(*s)) *out++ = *s++;  // stops at the NUL too
+  w.commit(out);
+  if (*s != '\0') put_json_body(w, std::string_view(s));
+}
+
+template <typename S>
+void put_json_string(LineWriter& w, S s) {
+  w.put('"');
+  put_json_body(w, s);
+  w.put('"');
+}
+
 struct SecondCache {
   std::int64_t sec = INT64_MIN;
-  char prefix[20];  // "YYYY-MM-DDTHH:MM:SS"
+  char prefix[20]{};  // "YYYY-MM-DDTHH:MM:SS"
 };
+
+void put_rfc3339_ns(LineWriter& w, std::int64_t realtime_ns) {
+  std::int64_t sec = realtime_ns / 1'000'000'000LL;
+  std::int64_t ns = realtime_ns % 1'000'000'000LL;
+  if (ns < 0) {
+    ns += 1'000'000'000LL;
+    --sec;
+  }
+  // Events of a batch share their second: format the date part once per second per thread.
+  thread_local SecondCache cache;
+  if (cache.sec != sec) {
+    time_t t = static_cast<time_t>(sec);
+    tm parts{};
+    ::gmtime_r(&t, &parts);
+    auto put = [&](int pos, int width, int value) {
+      for (int i = width - 1; i >= 0; --i) {
+        cache.prefix[pos + i] = static_cast<char>('0' + value % 10);
+        value /= 10;
+      }
+    };
+    int year = parts.tm_year + 1900;
+    put(0, 4, year < 0 ? 0 : year % 10000);
+    cache.prefix[4] = '-';
+    put(5, 2, parts.tm_mon + 1);
+    cache.prefix[7] = '-';
+    put(8, 2, parts.tm_mday);
+    cache.prefix[10] = 'T';
+    put(11, 2, parts.tm_hour);
+    cache.prefix[13] = ':';
+    put(14, 2, parts.tm_min);
+    cache.prefix[16] = ':';
+    put(17, 2, parts.tm_sec);
+    cache.sec = sec;
+  }
+  constexpr std::size_t kLength = 30;  // prefix, '.', 9 digits, 'Z'
+  char* out = w.room(kLength);
+  std::memcpy(out, cache.prefix, 19);
+  out[19] = '.';
+  auto v = static_cast<std::uint32_t>(ns);
+  for (int i = 28; i >= 20; --i) {
+    out[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+  out[29] = 'Z';
+  w.commit(out + kLength);
+}
+
+// The body of append_field_json / append_field_text: `json` decides whether strings are JSON
+// literals or raw text.
+void put_field(LineWriter& w, const th_event_schema& schema, const th_field& f, const void* record,
+               std::size_t size, bool json) {
+  if (static_cast<std::size_t>(f.offset) + f.size > size) {
+    if (json) w.put("null");
+    return;
+  }
+  const auto* base = static_cast<const unsigned char*>(record);
+  const unsigned char* p = base + f.offset;
+  auto str = [&](auto s) {
+    if (json) {
+      put_json_string(w, s);
+    } else {
+      w.put(std::string_view(s));
+    }
+  };
+  auto quoted = [&](auto&& fn) {
+    if (json) w.put('"');
+    fn();
+    if (json) w.put('"');
+  };
+  switch (f.type) {
+    case TH_FIELD_UINT:
+    case TH_FIELD_PID:
+    case TH_FIELD_TID:
+    case TH_FIELD_UID:
+    case TH_FIELD_CGROUP_ID:
+    case TH_FIELD_PORT:
+    case TH_FIELD_DURATION_NS:
+      put_number(w, read_uint(p, f.size));
+      return;
+    case TH_FIELD_INT:
+    case TH_FIELD_STACK_ID:
+      put_number(w, read_int(p, f.size));
+      return;
+    case TH_FIELD_BOOL:
+      w.put(read_uint(p, f.size) != 0 ? "true" : "false");
+      return;
+    case TH_FIELD_STRING:
+      str(fixed_string(p, f.size));
+      return;
+    case TH_FIELD_IPV4:
+      quoted([&] { put_ip(w, AF_INET, p); });
+      return;
+    case TH_FIELD_IPV6:
+      quoted([&] { put_ip(w, AF_INET6, p); });
+      return;
+    case TH_FIELD_IP: {
+      const th_field* fam = find_field(schema, f.aux_field);
+      int family = AF_INET6;
+      if (fam != nullptr && static_cast<std::size_t>(fam->offset) + fam->size <= size &&
+          read_uint(base + fam->offset, fam->size) == AF_INET) {
+        family = AF_INET;
+      }
+      quoted([&] { put_ip(w, family, p); });
+      return;
+    }
+    case TH_FIELD_ERRNO: {
+      std::int64_t v = read_int(p, f.size);
+      std::uint64_t mag =
+          v < 0 ? static_cast<std::uint64_t>(-(v + 1)) + 1 : static_cast<std::uint64_t>(v);
+      std::string_view name =
+          mag < kErrnoTableSize ? errno_name(static_cast<int>(mag)) : std::string_view{};
+      quoted([&] {
+        if (name.empty()) {
+          put_number(w, v);
+        } else {
+          w.put(name);
+        }
+      });
+      return;
+    }
+    case TH_FIELD_TIMESTAMP_NS:
+      quoted([&] { put_rfc3339_ns(w, monotonic_to_realtime_ns(read_uint(p, f.size))); });
+      return;
+    case TH_FIELD_ENUM: {
+      std::int64_t v = read_int(p, f.size);
+      const char* name = enum_name(f, v);
+      if (name == nullptr && f.size < 8) {
+        // enums are usually unsigned in C: don't show 0xffffffff as -1 unless an entry says so
+        const auto u = static_cast<std::int64_t>(read_uint(p, f.size));
+        if (u != v) name = enum_name(f, u);
+      }
+      if (name != nullptr) {
+        str(name);
+      } else {
+        put_number(w, v);
+      }
+      return;
+    }
+    case TH_FIELD_HEX:
+      quoted([&] { put_hex_bytes(w, p, f.size); });
+      return;
+    case TH_FIELD_FLAGS:
+      quoted([&] { put_hex_u64(w, read_uint(p, f.size)); });
+      return;
+    default:
+      if (json) w.put("null");
+      return;
+  }
+}
 
 }  // namespace
 
@@ -317,52 +566,15 @@ std::int64_t monotonic_to_realtime_offset_ns() noexcept {
 }
 
 std::int64_t monotonic_to_realtime_ns(std::uint64_t monotonic_ns) noexcept {
-  return static_cast<std::int64_t>(monotonic_ns) + monotonic_to_realtime_offset_ns();
+  // modulo 2^64, as two's complement addition would: a garbage timestamp is no overflow
+  return static_cast<std::int64_t>(monotonic_ns +
+                                   static_cast<std::uint64_t>(monotonic_to_realtime_offset_ns()));
 }
 
 void append_rfc3339_ns(std::string& out, std::int64_t realtime_ns) {
-  std::int64_t sec = realtime_ns / 1'000'000'000LL;
-  std::int64_t ns = realtime_ns % 1'000'000'000LL;
-  if (ns < 0) {
-    ns += 1'000'000'000LL;
-    --sec;
-  }
-  // Events of a batch share their second: format the date part once per second per thread.
-  thread_local SecondCache cache;
-  if (cache.sec != sec) {
-    time_t t = static_cast<time_t>(sec);
-    tm parts{};
-    ::gmtime_r(&t, &parts);
-    auto put = [&](int pos, int width, int value) {
-      for (int i = width - 1; i >= 0; --i) {
-        cache.prefix[pos + i] = static_cast<char>('0' + value % 10);
-        value /= 10;
-      }
-    };
-    int year = parts.tm_year + 1900;
-    put(0, 4, year < 0 ? 0 : year % 10000);
-    cache.prefix[4] = '-';
-    put(5, 2, parts.tm_mon + 1);
-    cache.prefix[7] = '-';
-    put(8, 2, parts.tm_mday);
-    cache.prefix[10] = 'T';
-    put(11, 2, parts.tm_hour);
-    cache.prefix[13] = ':';
-    put(14, 2, parts.tm_min);
-    cache.prefix[16] = ':';
-    put(17, 2, parts.tm_sec);
-    cache.sec = sec;
-  }
-  char frac[11];
-  frac[0] = '.';
-  auto v = static_cast<std::uint32_t>(ns);
-  for (int i = 9; i >= 1; --i) {
-    frac[i] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  }
-  frac[10] = 'Z';
-  out.append(cache.prefix, 19);
-  out.append(frac, 11);
+  LineWriter w(out);
+  put_rfc3339_ns(w, realtime_ns);
+  w.flush();
 }
 
 std::string format_rfc3339_ns(std::int64_t realtime_ns) {
@@ -372,63 +584,16 @@ std::string format_rfc3339_ns(std::int64_t realtime_ns) {
 }
 
 void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const std::size_t n = s.size();
-  std::size_t run = 0;  // start of the pending run of bytes copied verbatim
-  std::size_t i = 0;
-  auto flush = [&](std::size_t upto) {
-    if (upto > run) out.append(s.data() + run, upto - run);
-  };
-  while (i < n) {
-    unsigned char c = p[i];
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-      ++i;
-      continue;
-    }
-    if (c >= 0x80) {
-      if (std::size_t len = utf8_sequence_length(p + i, n - i); len > 0) {
-        i += len;
-        continue;
-      }
-      flush(i);
-      out += "\xef\xbf\xbd";
-      run = ++i;
-      continue;
-    }
-    flush(i);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default: {
-        char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
-        out.append(esc, 6);
-      }
-    }
-    run = ++i;
-  }
-  flush(n);
-  out += '"';
+  LineWriter w(out);
+  put_json_string(w, s);
+  w.flush();
+}
+
+void append_ip(std::string& out, int family, const void* addr) {
+  if (family != AF_INET && family != AF_INET6) return;
+  LineWriter w(out);
+  put_ip(w, family, static_cast<const unsigned char*>(addr));
+  w.flush();
 }
 
 std::string valid_utf8(std::string_view s) {
@@ -457,12 +622,16 @@ std::string_view fixed_string(const void* data, std::size_t size) noexcept {
 
 void append_field_json(std::string& out, const th_event_schema& schema, const th_field& field,
                        const void* record, std::size_t size) {
-  append_field(out, schema, field, record, size, true);
+  LineWriter w(out);
+  put_field(w, schema, field, record, size, true);
+  w.flush();
 }
 
 void append_field_text(std::string& out, const th_event_schema& schema, const th_field& field,
                        const void* record, std::size_t size) {
-  append_field(out, schema, field, record, size, false);
+  LineWriter w(out);
+  put_field(w, schema, field, record, size, false);
+  w.flush();
 }
 
 std::string field_text(const th_event_schema& schema, const th_field& field, const void* record,
@@ -481,21 +650,22 @@ nlohmann::json field_json(const th_event_schema& schema, const th_field& field, 
 }
 
 void append_event_json(std::string& out, const th_event& event) {
-  out += "{\"time\":\"";
-  append_rfc3339_ns(out, static_cast<std::int64_t>(event.time_ns));
-  out += "\",\"topic\":";
-  append_json_string(out, event.topic != nullptr ? event.topic : "");
-  const th_event_schema* schema = event.schema;
-  if (schema != nullptr) {
+  LineWriter w(out);
+  w.put("{\"time\":\"");
+  put_rfc3339_ns(w, static_cast<std::int64_t>(event.time_ns));
+  w.put("\",\"topic\":");
+  put_json_string(w, event.topic != nullptr ? event.topic : "");
+  if (const th_event_schema* schema = event.schema; schema != nullptr) {
     for (std::size_t i = 0; i < schema->field_count; ++i) {
       const th_field& f = schema->fields[i];
-      out += ',';
-      append_json_string(out, f.name);
-      out += ':';
-      append_field(out, *schema, f, event.data, event.size, true);
+      w.put(",\"");
+      put_json_body(w, f.name != nullptr ? f.name : "");
+      w.put("\":");
+      put_field(w, *schema, f, event.data, event.size, true);
     }
   }
-  out += '}';
+  w.put('}');
+  w.flush();
 }
 
 std::string format_duration_seconds(double seconds) {

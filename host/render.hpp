@@ -44,6 +44,11 @@ std::string format_rfc3339_ns(std::int64_t realtime_ns);
 // replaces invalid UTF-8 bytes with U+FFFD (kernel strings are arbitrary bytes).
 void append_json_string(std::string& out, std::string_view s);
 
+// The address at `addr` (AF_INET: 4 bytes, AF_INET6: 16 bytes) exactly as inet_ntop(3) writes it
+// ("10.0.0.1", "2001:db8::1", "::ffff:10.0.0.1"), without its sprintf; other families append
+// nothing.
+void append_ip(std::string& out, int family, const void* addr);
+
 // `s` with every byte that is not part of valid UTF-8 replaced by U+FFFD (label values must be
 // UTF-8 for Prometheus).
 std::string valid_utf8(std::string_view s);
