@@ -23,7 +23,7 @@ need_build() {
   for f in "$@"; do [[ -x $f ]] || missing+=("$f"); done
   if (( ${#missing[@]} )); then
     echo "$(basename "$0"): missing ${missing[*]}" >&2
-    echo "  build them: cmake --build $BUILD_DIR --target tracehost tracehost_plugins getppid_loop bare_consumer tcp_churn cpu_burn tracehost_benches" >&2
+    echo "  build them: cmake --build $BUILD_DIR --target tracehost tracehost_plugins getppid_loop bare_consumer tcp_churn tp_floor cpu_burn tracehost_benches" >&2
     exit 2
   fi
 }
