@@ -328,8 +328,9 @@ class NetworkPlugin final : public Plugin {
                                "used ones are evicted")
                     .range(16, 1 << 20));
     k.push_back(ConfigKey::u64("max_connections", 65536,
-                               "sockets tracked at once (connecting, established, closing); "
-                               "beyond it new ones are counted in "
+                               "sockets tracked at once (connecting, established, closing): at "
+                               "least this many, in an 8192-slot table plus an overflow hash "
+                               "of this size; new ones beyond are counted in "
                                "tracehost_network_tcp_untracked_sockets_total")
                     .range(64, 1 << 22));
     k.push_back(ConfigKey::boolean("rtt", true,
