@@ -22,6 +22,7 @@
 #   sudo bash benches/network_overhead.sh
 #   CONNS=20000 ROUNDS=7 BENCH_CPU=1 TRACER_CPU=0 sudo -E bash benches/network_overhead.sh
 #   TRACEHOST_BUILD_DIR=build-x ...          another build tree (default: build)
+#   VARIANTS="tracehost floor" ROUNDS=30 ... a subset of the variants, e.g. for a long run
 # Needs: root, a Release-ish build with the network plugin and tcp_churn, libbpf-tools.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -132,6 +133,14 @@ if [[ -x $TCPLIFE ]]; then
   tracers+=(tcplife)
 else
   echo "[tcplife] $TCPLIFE not found (apt-get install libbpf-tools); skipped" >&2
+fi
+if [[ -n ${VARIANTS:-} ]]; then  # a subset, e.g. VARIANTS="tracehost floor" for long runs
+  wanted=()
+  for name in $VARIANTS; do
+    [[ -n ${cmd[$name]:-} ]] || { echo "VARIANTS: unknown variant '$name' (one of: ${!cmd[*]})" >&2; exit 2; }
+    [[ " ${tracers[*]} " == *" $name "* ]] && wanted+=("$name")
+  done
+  tracers=("${wanted[@]}")
 fi
 
 # per variant, one entry per round: wall-time slowdown, CPU-time slowdown, added ns/conn,

@@ -311,9 +311,10 @@ void RingbufPoller::run() {
       std::unique_lock lock(mu_);
       if (stop_requested_) break;
       if (ring_ == nullptr) {
-        // Nothing bound yet: wait for a request or stop instead of spinning.
-        cv_.wait_for(lock, options_.poll_interval,
-                     [this] { return stop_requested_ || !requests_.empty(); });
+        // Nothing bound: sleep until a request (a ring being added) or stop. No timeout: a
+        // host whose plugins bind no ring (every event stream off) must not wake up on a
+        // timer, which costs the traced workload on a 2-vCPU VM (docs/performance.md §5).
+        cv_.wait(lock, [this] { return stop_requested_ || !requests_.empty(); });
         continue;
       }
     }
