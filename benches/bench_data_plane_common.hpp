@@ -14,6 +14,28 @@
 
 namespace tracehost::bench {
 
+// A schema built field by field: the layouts below add their fields, then finish().
+struct BenchSchemaBase {
+  void add(const char* name, th_field_type type, std::size_t off, std::size_t size) {
+    th_field f{};
+    f.struct_size = sizeof(f);
+    f.name = name;
+    f.type = type;
+    f.offset = static_cast<std::uint32_t>(off);
+    f.size = static_cast<std::uint32_t>(size);
+    fields.push_back(f);
+  }
+  void finish(const char* topic, std::size_t record_size) {
+    schema.struct_size = sizeof(schema);
+    schema.topic = topic;
+    schema.record_size = static_cast<std::uint32_t>(record_size);
+    schema.fields = fields.data();
+    schema.field_count = fields.size();
+  }
+  std::vector<th_field> fields;
+  th_event_schema schema{};
+};
+
 struct BenchEvent {
   std::uint64_t ts;
   std::uint32_t pid;
@@ -30,17 +52,8 @@ struct BenchEvent {
 inline const th_enum_entry kBenchSyscalls[] = {
     {0, "read"}, {1, "write"}, {2, "open"}, {3, "close"}, {59, "execve"}};
 
-struct BenchSchema {
+struct BenchSchema : BenchSchemaBase {
   BenchSchema() {
-    auto add = [&](const char* name, th_field_type type, std::size_t off, std::size_t size) {
-      th_field f{};
-      f.struct_size = sizeof(f);
-      f.name = name;
-      f.type = type;
-      f.offset = static_cast<std::uint32_t>(off);
-      f.size = static_cast<std::uint32_t>(size);
-      fields.push_back(f);
-    };
     add("ts", TH_FIELD_TIMESTAMP_NS, offsetof(BenchEvent, ts), 8);
     add("pid", TH_FIELD_PID, offsetof(BenchEvent, pid), 4);
     add("tid", TH_FIELD_TID, offsetof(BenchEvent, tid), 4);
@@ -52,14 +65,8 @@ struct BenchSchema {
     add("duration_ns", TH_FIELD_DURATION_NS, offsetof(BenchEvent, dur), 8);
     add("comm", TH_FIELD_STRING, offsetof(BenchEvent, comm), 16);
     add("filename", TH_FIELD_STRING, offsetof(BenchEvent, filename), 64);
-    schema.struct_size = sizeof(schema);
-    schema.topic = "bench.exec";
-    schema.record_size = sizeof(BenchEvent);
-    schema.fields = fields.data();
-    schema.field_count = fields.size();
+    finish("bench.exec", sizeof(BenchEvent));
   }
-  std::vector<th_field> fields;
-  th_event_schema schema{};
 };
 
 inline BenchEvent bench_event(std::uint64_t i) {
@@ -106,17 +113,8 @@ inline const th_enum_entry kNetBenchFamilies[] = {{AF_INET, "ipv4"}, {AF_INET6, 
 inline const th_enum_entry kNetBenchDirections[] = {{1, "out"}, {2, "in"}};
 
 // The fields of the network plugin's tcp.close topic, in its order.
-struct NetBenchSchema {
+struct NetBenchSchema : BenchSchemaBase {
   NetBenchSchema() {
-    auto add = [&](const char* name, th_field_type type, std::size_t off, std::size_t size) {
-      th_field f{};
-      f.struct_size = sizeof(f);
-      f.name = name;
-      f.type = type;
-      f.offset = static_cast<std::uint32_t>(off);
-      f.size = static_cast<std::uint32_t>(size);
-      fields.push_back(f);
-    };
     using E = NetBenchEvent;
     add("timestamp", TH_FIELD_TIMESTAMP_NS, offsetof(E, ts), 8);
     add("pid", TH_FIELD_PID, offsetof(E, pid), 4);
@@ -141,14 +139,8 @@ struct NetBenchSchema {
     add("duration_ns", TH_FIELD_DURATION_NS, offsetof(E, duration_ns), 8);
     add("retransmits", TH_FIELD_UINT, offsetof(E, retransmits), 4);
     add("srtt_us", TH_FIELD_UINT, offsetof(E, srtt_us), 4);
-    schema.struct_size = sizeof(schema);
-    schema.topic = "bench.tcp.close";
-    schema.record_size = sizeof(NetBenchEvent);
-    schema.fields = fields.data();
-    schema.field_count = fields.size();
+    finish("bench.tcp.close", sizeof(NetBenchEvent));
   }
-  std::vector<th_field> fields;
-  th_event_schema schema{};
 };
 
 // Event i of a connection churn: IPv4 (10.x.y.z → 192.168.1.x) or IPv6 (a global address, a

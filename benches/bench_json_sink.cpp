@@ -22,26 +22,30 @@ using tracehost::bench::net_bench_event;
 using tracehost::bench::NetBenchEvent;
 using tracehost::bench::NetBenchSchema;
 
+th_event event_of(const th_event_schema& schema, const void* record, std::size_t size,
+                  std::uint64_t time_ns) {
+  th_event e{};
+  e.struct_size = sizeof(e);
+  e.topic = schema.topic;
+  e.schema = &schema;
+  e.data = record;
+  e.size = size;
+  e.time_ns = time_ns;
+  return e;
+}
+
 std::vector<th_event> make_events(const BenchSchema& schema, std::vector<BenchEvent>& storage) {
   std::vector<th_event> events;
   for (std::size_t i = 0; i < storage.size(); ++i) {
     storage[i] = bench_event(i);
-    th_event e{};
-    e.struct_size = sizeof(e);
-    e.topic = schema.schema.topic;
-    e.schema = &schema.schema;
-    e.data = &storage[i];
-    e.size = sizeof(BenchEvent);
-    e.time_ns = 1'795'612'522'123'456'789ull;
-    events.push_back(e);
+    events.push_back(
+        event_of(schema.schema, &storage[i], sizeof(BenchEvent), 1'795'612'522'123'456'789ull));
   }
   return events;
 }
 
-void BM_RenderEventJson(benchmark::State& state) {
-  BenchSchema schema;
-  std::vector<BenchEvent> storage(1024);
-  auto events = make_events(schema, storage);
+// Renders events[0..1023] in turn, one per iteration.
+void render_events(benchmark::State& state, const std::vector<th_event>& events) {
   std::string out;
   out.reserve(1 << 20);
   std::size_t i = 0;
@@ -52,6 +56,12 @@ void BM_RenderEventJson(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
   state.counters["bytes_per_event"] = static_cast<double>(out.size());
+}
+
+void BM_RenderEventJson(benchmark::State& state) {
+  BenchSchema schema;
+  std::vector<BenchEvent> storage(1024);
+  render_events(state, make_events(schema, storage));
 }
 BENCHMARK(BM_RenderEventJson);
 
@@ -66,27 +76,13 @@ void BM_RenderNetEventJson(benchmark::State& state) {
     int family = static_cast<int>(state.range(0));
     if (family == 0) family = i % 4 == 3 ? AF_INET6 : AF_INET;
     storage[i] = net_bench_event(i, family);
-    th_event e{};
-    e.struct_size = sizeof(e);
-    e.topic = schema.schema.topic;
-    e.schema = &schema.schema;
-    e.data = &storage[i];
-    e.size = sizeof(NetBenchEvent);
     // taken by the host 30 us after the kernel stamped it, as in a live run
-    e.time_ns = static_cast<std::uint64_t>(
-        tracehost::host::monotonic_to_realtime_ns(storage[i].ts) + 30'000);
-    events.push_back(e);
+    events.push_back(event_of(schema.schema, &storage[i], sizeof(NetBenchEvent),
+                              static_cast<std::uint64_t>(tracehost::host::monotonic_to_realtime_ns(
+                                                             storage[i].ts) +
+                                                         30'000)));
   }
-  std::string out;
-  out.reserve(1 << 20);
-  std::size_t i = 0;
-  for (auto _ : state) {
-    out.clear();
-    tracehost::host::append_event_json(out, events[i++ & 1023]);
-    benchmark::DoNotOptimize(out.data());
-  }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
-  state.counters["bytes_per_event"] = static_cast<double>(out.size());
+  render_events(state, events);
 }
 BENCHMARK(BM_RenderNetEventJson)->Arg(AF_INET)->Arg(AF_INET6)->Arg(0);
 

@@ -311,17 +311,22 @@ static __always_inline struct net_sock_slot *sock_slot(__u64 id)
 	return bpf_map_lookup_elem(&sock_slots, &i);
 }
 
-/* sk's state, or NULL when it has none */
-static __always_inline struct net_sock_state *sock_lookup(const struct sock *sk)
+/* the state of the socket with cookie id, whose slot is s: in the slot, else in the overflow */
+static __always_inline struct net_sock_state *sock_find(__u64 id, struct net_sock_slot *s)
 {
-	__u64 id = sock_id(sk);
-	struct net_sock_slot *s = sock_slot(id);
-
 	if (s && s->cookie == id)
 		return &s->st;
 	if (!overflow_entries)
 		return 0;
 	return bpf_map_lookup_elem(&sock_state, &id);
+}
+
+/* sk's state, or NULL when it has none */
+static __always_inline struct net_sock_state *sock_lookup(const struct sock *sk)
+{
+	__u64 id = sock_id(sk);
+
+	return sock_find(id, sock_slot(id));
 }
 
 /*
@@ -347,22 +352,16 @@ static __always_inline struct net_sock_state *sock_store(const struct sock *sk,
 {
 	__u64 id = sock_id(sk);
 	struct net_sock_slot *s = sock_slot(id);
-	struct net_sock_state *old = 0;
-	__u64 holder = 0;
+	struct net_sock_state *old = sock_find(id, s);
+	__u64 holder;
 	long err;
 
-	if (s) {
-		holder = s->cookie;
-		if (holder == id)
-			old = &s->st;
-	}
-	if (!old && overflow_entries)
-		old = bpf_map_lookup_elem(&sock_state, &id);
 	if (old) {
 		if (replace)
 			*old = *st;
 		return old;
 	}
+	holder = s ? s->cookie : 0;
 	if (s && (!holder || slot_stale(s, holder)) &&
 	    __sync_val_compare_and_swap(&s->cookie, holder, id) == holder) {
 		s->sk = (__u64)sk;
