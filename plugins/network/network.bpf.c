@@ -51,6 +51,7 @@ const volatile __u32 task_filtered = 0;   /* pids/comms/cgroup set: skip sockets
 const volatile __u32 labels = TH_NET_L_COMM | TH_NET_L_DIRECTION;
 const volatile __u32 rtt_labels = TH_NET_L_COMM;
 const volatile __u64 rtt_interval_us = 1000000ULL;
+const volatile __u64 rtt_window_budget = 0; /* samples per CPU per window; 0: no limit */
 const volatile __u32 emit_connect = 1;
 const volatile __u32 emit_accept = 1;
 const volatile __u32 emit_close = 1;
@@ -135,6 +136,14 @@ struct {
 	__type(key, struct net_key);
 	__type(value, struct net_hist);
 } rtt_hist SEC(".maps");
+
+/* [0]: this CPU's RTT sample budget (rtt_window_budget) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct net_rtt_budget);
+} rtt_budget SEC(".maps");
 
 /* one ring per topic; sized by the plugin (ringbuf_kb, one page when the topic is off) */
 TH_RINGBUF(connect_events, 256 * 1024);
@@ -852,10 +861,40 @@ int BPF_PROG(handle_retransmit_synack, const struct sock *sk, const struct reque
 /* ---- RTT ---------------------------------------------------------------------------------- */
 
 /*
- * Every segment received on an established socket: one sample per socket per interval. The
- * interval is measured on the socket's own microsecond clock (tcp_sock.tcp_mstamp, refreshed
- * by the kernel as the socket sends and receives), which costs a field read where
- * bpf_ktime_get_ns() costs a clock read.
+ * Whether this CPU may take one more RTT sample in the window now_us falls in. A socket's stamp
+ * can lag (it is refreshed as the socket sends and receives), so a window earlier than the
+ * current one counts as the current one. No atomics: a program does not nest on its CPU.
+ */
+static __always_inline int rtt_budget_take(__u64 now_us)
+{
+	struct net_rtt_budget *b;
+	__u32 zero = 0;
+	__u64 window;
+
+	if (!rtt_window_budget)
+		return 1;
+	b = bpf_map_lookup_elem(&rtt_budget, &zero);
+	if (!b)
+		return 1;
+	window = now_us >> TH_NET_RTT_WINDOW_SHIFT;
+	if (window > b->window) {
+		b->window = window;
+		b->taken = 0;
+	}
+	if (b->taken >= rtt_window_budget) {
+		b->skipped += 1;
+		return 0;
+	}
+	b->taken += 1;
+	return 1;
+}
+
+/*
+ * Every segment received on an established socket: one sample per socket per interval, and at
+ * most rtt_window_budget per CPU per window (a host opening thousands of short connections a
+ * second would otherwise pay a histogram update for each). Both are measured on the socket's
+ * own microsecond clock (tcp_sock.tcp_mstamp, refreshed by the kernel as the socket sends and
+ * receives), which costs a field read where bpf_ktime_get_ns() costs a clock read.
  */
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(handle_tcp_probe, struct sock *sk, const struct sk_buff *skb)
@@ -884,6 +923,10 @@ int BPF_PROG(handle_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 		return 0;
 	st->last_rtt_us = now_us ? now_us : 1;
 	if (st->kind == TH_NET_KIND_UNKNOWN && !sk_ports_pass(sk))
+		return 0;
+	/* a sample the budget refuses is skipped, not retried: the socket's turn comes again
+	 * after the interval */
+	if (!rtt_budget_take(now_us))
 		return 0;
 	fill_key(&key, rtt_labels, &sk->__sk_common, sk->__sk_common.skc_num, st->owner.comm,
 		 st->direction ? st->direction : TH_NET_DIR_OUT, 0);

@@ -126,6 +126,19 @@ struct net_key {
   __u32 pad;
 }; /* 48 bytes */
 
+/* RTT samples are budgeted per CPU per window of 2^TH_NET_RTT_WINDOW_SHIFT us (131 ms), on the
+ * sockets' own microsecond clock (tcp_sock.tcp_mstamp) */
+#ifndef TH_NET_RTT_WINDOW_SHIFT
+#define TH_NET_RTT_WINDOW_SHIFT 17
+#endif
+
+/* value of the per-CPU array rtt_budget (one entry) */
+struct net_rtt_budget {
+  __u64 window;  /* tcp_mstamp >> TH_NET_RTT_WINDOW_SHIFT of the window being counted */
+  __u64 taken;   /* samples taken in that window */
+  __u64 skipped; /* samples due but not taken because a window's budget was spent (total) */
+}; /* 24 bytes */
+
 /* value of histogram maps (rtt) and histograms in conn_stats, in ns */
 struct net_hist {
   __u64 slots[TH_NET_SLOTS];

@@ -45,6 +45,7 @@ static_assert(sizeof(net_listen_key) == 16);
 static_assert(sizeof(net_listener) == 56);
 static_assert(sizeof(net_conn_stats) == 32 + 2 * sizeof(net_hist));
 static_assert(sizeof(net_hist) == 8 * (TH_NET_SLOTS + 1));
+static_assert(sizeof(net_rtt_budget) == 24);
 static_assert(sizeof(net_tcp_event) == 128);
 static_assert(offsetof(net_tcp_event, saddr) == 48);
 static_assert(offsetof(net_tcp_event, daddr) == 64);
@@ -92,6 +93,7 @@ struct Settings {
   std::uint32_t rtt_labels = kLabelComm;
   bool rtt = true;
   std::uint64_t rtt_interval_us = 1'000'000;
+  std::uint64_t rtt_max_per_s = 1000;  // per CPU; 0 = no limit
   bool connect = true;
   bool accept = true;
   bool close = true;
@@ -163,6 +165,7 @@ Result<Settings> read_settings(const Host& host) {
   TH_ASSIGN_OR_RETURN(s.rtt, cfg.boolean("rtt"));
   TH_ASSIGN_OR_RETURN(std::uint64_t rtt_ms, cfg.u64("rtt_sample_interval_ms"));
   s.rtt_interval_us = rtt_ms * 1'000;
+  TH_ASSIGN_OR_RETURN(s.rtt_max_per_s, cfg.u64("rtt_max_samples_per_s"));
 
   TH_ASSIGN_OR_RETURN(s.connect, cfg.boolean("connect"));
   TH_ASSIGN_OR_RETURN(s.accept, cfg.boolean("accept"));
@@ -340,6 +343,11 @@ class NetworkPlugin final : public Plugin {
                                "at most one RTT sample per socket per interval; 0 = every "
                                "received segment")
                     .range(0, 3600000));
+    k.push_back(ConfigKey::u64("rtt_max_samples_per_s", 1000,
+                               "at most this many RTT samples per CPU per second (the rest are "
+                               "counted in tracehost_network_tcp_rtt_samples_skipped_total); "
+                               "0 = no limit")
+                    .range(0, 100000000));
     k.push_back(ConfigKey::str("rtt_by", "process",
                                "RTT histogram per process (label comm) or per remote address "
                                "(label remote_addr)")
@@ -396,6 +404,10 @@ class NetworkPlugin final : public Plugin {
                     (!s.connect && !s.accept && !s.close && !s.failed) ? " none" : "",
                     s.rtt ? "; rtt sampled every " : "; rtt off",
                     s.rtt ? std::to_string(s.rtt_interval_us / 1'000) + " ms per socket" : "",
+                    !s.rtt                  ? ""
+                    : s.rtt_max_per_s == 0 ? ", no per-CPU limit"
+                                           : ", at most " + std::to_string(s.rtt_max_per_s) +
+                                                 " a second per CPU",
                     s.ports.empty() ? "" : "; ports filtered",
                     s.tasks.self_tgid != 0 ? "; excluding the host's own pid" : "");
     return ok();
@@ -412,6 +424,7 @@ class NetworkPlugin final : public Plugin {
     TH_TRY(obj.set_rodata("labels", s.labels));
     TH_TRY(obj.set_rodata("rtt_labels", s.rtt_labels));
     TH_TRY(obj.set_rodata("rtt_interval_us", s.rtt_interval_us));
+    TH_TRY(obj.set_rodata("rtt_window_budget", rtt_window_budget(s.rtt_max_per_s)));
     TH_TRY(obj.set_rodata("emit_connect", u32(s.connect)));
     TH_TRY(obj.set_rodata("emit_accept", u32(s.accept)));
     TH_TRY(obj.set_rodata("emit_close", u32(s.close)));
@@ -435,6 +448,12 @@ class NetworkPlugin final : public Plugin {
     }
     TH_TRY(obj.set_max_entries("rtt_hist", s.rtt ? s.map_entries : 1u));
     return ok();
+  }
+
+  // samples per CPU per budget window (2^TH_NET_RTT_WINDOW_SHIFT us), rounded up; 0 = no limit
+  static std::uint64_t rtt_window_budget(std::uint64_t per_s) {
+    constexpr std::uint64_t kWindowUs = std::uint64_t{1} << TH_NET_RTT_WINDOW_SHIFT;
+    return (per_s * kWindowUs + 999'999) / 1'000'000;
   }
 
   static std::array<TopicRing, 4> topic_rings(const Settings& s) {
@@ -526,6 +545,15 @@ class NetworkPlugin final : public Plugin {
                           key_binding<net_hist>(s.rtt_labels)
                               .log2_hist<&net_hist::slots, &net_hist::sum_ns>()
                               .scale(1e-9)));
+      TH_ASSIGN_OR_RETURN(Map budget, obj.map("rtt_budget"));
+      TH_ASSIGN_OR_RETURN(Metric skipped,
+                          metrics.register_family(MetricFamily::counter(
+                              "network_tcp_rtt_samples_skipped",
+                              "RTT samples due but not taken because a CPU had taken "
+                              "rtt_max_samples_per_s already")));
+      TH_TRY(metrics.bind(skipped, budget,
+                          MapBinding<std::uint32_t, net_rtt_budget>()
+                              .value<&net_rtt_budget::skipped>()));
     }
 
     TH_ASSIGN_OR_RETURN(Map untracked, obj.map("untracked"));

@@ -768,5 +768,59 @@ TEST_F(NetworkPluginTest, SocketTableOverflowAndLimit) {
   }
 }
 
+// ---- the RTT sample budget ---------------------------------------------------------------------
+
+// 100 connections at once are 200 sockets, each receiving data, so with one sample per socket per
+// hour each is due exactly one RTT sample. Without a per-CPU limit all 200 are taken; with
+// rtt_max_samples_per_s = 10 (2 per CPU per 131 ms window) most are skipped and counted as such,
+// and taken + skipped is still 200.
+TEST_F(NetworkPluginTest, RttSampleBudget) {
+  constexpr int kConns = 100;
+  const long cpus = ::sysconf(_SC_NPROCESSORS_CONF);
+  for (const int per_s : {0, 10}) {
+    SCOPED_TRACE("rtt_max_samples_per_s = " + std::to_string(per_s));
+    const std::string srv_comm = unique_comm("thns");
+    const std::string cli_comm = unique_comm("thnc");
+    int port = 0;
+    int fd = bound_socket(AF_INET, &port);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    ASSERT_NO_FATAL_FAILURE(start_host("comms = " + toml_list({srv_comm, cli_comm}) +
+                                       "\nrtt_sample_interval_ms = 3600000\n"
+                                       "rtt_max_samples_per_s = " +
+                                       std::to_string(per_s) + "\n"));
+    const auto t0 = std::chrono::steady_clock::now();
+    auto server = spawn_holding_server(srv_comm, fd, kConns);
+    ASSERT_NE(server, nullptr);
+    ASSERT_TRUE(server->send());
+    ASSERT_TRUE(server->receive());  // listening
+    auto client = spawn_holding_client(cli_comm, port, kConns);
+    ASSERT_NE(client, nullptr);
+    ASSERT_TRUE(client->send());
+    ASSERT_TRUE(client->receive());  // all open, data exchanged on each
+    ASSERT_TRUE(server->send());     // close them
+    EXPECT_EQ(client->wait(), 0);
+    EXPECT_EQ(server->wait(), 0);
+    const double elapsed_us =
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+
+    const auto m = scrape(port_);
+    const double taken =
+        metric(m, "tracehost_network_tcp_rtt_seconds_count", {{"comm", cli_comm}}).value_or(0) +
+        metric(m, "tracehost_network_tcp_rtt_seconds_count", {{"comm", srv_comm}}).value_or(0);
+    const auto skipped = metric(m, "tracehost_network_tcp_rtt_samples_skipped_total", {});
+    ASSERT_TRUE(skipped.has_value()) << host_->log();
+    EXPECT_EQ(taken + *skipped, 2 * kConns);
+    if (per_s == 0) {
+      EXPECT_EQ(*skipped, 0);
+    } else {
+      // at most 2 per CPU in each window the exchange touched
+      const double windows = elapsed_us / 131072.0 + 2;
+      EXPECT_LE(taken, 2 * static_cast<double>(cpus) * windows);
+      EXPECT_GT(*skipped, 0);
+    }
+    stop_host();
+  }
+}
+
 }  // namespace
 }  // namespace tracehost::testing
