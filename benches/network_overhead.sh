@@ -32,7 +32,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 CONNS=${CONNS:-20000}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-7}
 PAYLOAD=${PAYLOAD:-64}
 BENCH_CPU=${BENCH_CPU:-1}
 # the tracers (their user-space side) run on another CPU, so their threads do not preempt the
