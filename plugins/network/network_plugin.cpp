@@ -404,10 +404,10 @@ class NetworkPlugin final : public Plugin {
                     (!s.connect && !s.accept && !s.close && !s.failed) ? " none" : "",
                     s.rtt ? "; rtt sampled every " : "; rtt off",
                     s.rtt ? std::to_string(s.rtt_interval_us / 1'000) + " ms per socket" : "",
-                    !s.rtt                  ? ""
-                    : s.rtt_max_per_s == 0 ? ", no per-CPU limit"
-                                           : ", at most " + std::to_string(s.rtt_max_per_s) +
-                                                 " a second per CPU",
+                    !s.rtt ? ""
+                    : s.rtt_max_per_s == 0
+                        ? ", no per-CPU limit"
+                        : ", at most " + std::to_string(s.rtt_max_per_s) + " a second per CPU",
                     s.ports.empty() ? "" : "; ports filtered",
                     s.tasks.self_tgid != 0 ? "; excluding the host's own pid" : "");
     return ok();
@@ -461,6 +461,17 @@ class NetworkPlugin final : public Plugin {
              {s.accept, "accept_events", kTopicAccept},
              {s.close, "close_events", kTopicClose},
              {s.failed, "failed_events", kTopicFailed}}};
+  }
+
+  // A counter without labels over the one-entry map `map` (its per-CPU copies summed).
+  template <typename V>
+  static Status unlabelled_counter(Host& host, const BpfObject& obj, std::string_view map,
+                                   std::string_view name, std::string_view help,
+                                   MapBinding<std::uint32_t, V> binding) {
+    const Metrics metrics = host.metrics();
+    TH_ASSIGN_OR_RETURN(Map m, obj.map(map));
+    TH_ASSIGN_OR_RETURN(Metric counter, metrics.register_family(MetricFamily::counter(name, help)));
+    return metrics.bind(counter, m, binding);
   }
 
   static Status bind_metrics(Host& host, const BpfObject& obj, const Settings& s) {
@@ -545,25 +556,17 @@ class NetworkPlugin final : public Plugin {
                           key_binding<net_hist>(s.rtt_labels)
                               .log2_hist<&net_hist::slots, &net_hist::sum_ns>()
                               .scale(1e-9)));
-      TH_ASSIGN_OR_RETURN(Map budget, obj.map("rtt_budget"));
-      TH_ASSIGN_OR_RETURN(Metric skipped,
-                          metrics.register_family(MetricFamily::counter(
-                              "network_tcp_rtt_samples_skipped",
-                              "RTT samples due but not taken because a CPU had taken "
-                              "rtt_max_samples_per_s already")));
-      TH_TRY(metrics.bind(skipped, budget,
-                          MapBinding<std::uint32_t, net_rtt_budget>()
-                              .value<&net_rtt_budget::skipped>()));
+      TH_TRY(unlabelled_counter(
+          host, obj, "rtt_budget", "network_tcp_rtt_samples_skipped",
+          "RTT samples due but not taken because a CPU had taken "
+          "rtt_max_samples_per_s already",
+          MapBinding<std::uint32_t, net_rtt_budget>().value<&net_rtt_budget::skipped>()));
     }
 
-    TH_ASSIGN_OR_RETURN(Map untracked, obj.map("untracked"));
-    TH_ASSIGN_OR_RETURN(Metric lost,
-                        metrics.register_family(MetricFamily::counter(
-                            "network_tcp_untracked_sockets",
-                            "sockets not tracked because max_connections sockets (or listeners) "
-                            "were tracked already; raise max_connections")));
-    TH_TRY(metrics.bind(lost, untracked, MapBinding<std::uint32_t, std::uint64_t>()));
-    return ok();
+    return unlabelled_counter(host, obj, "untracked", "network_tcp_untracked_sockets",
+                              "sockets not tracked because max_connections sockets (or "
+                              "listeners) were tracked already; raise max_connections",
+                              MapBinding<std::uint32_t, std::uint64_t>());
   }
 };
 

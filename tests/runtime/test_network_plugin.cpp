@@ -170,7 +170,6 @@ std::unique_ptr<Child> spawn_client(const std::string& comm, std::vector<Endpoin
   });
 }
 
-
 // ---- fixture -----------------------------------------------------------------------------------
 
 class NetworkPluginTest : public ::testing::Test {
@@ -260,6 +259,14 @@ class NetworkPluginTest : public ::testing::Test {
   }
 
   void loopback_round_trip(int family);
+
+  // the children's comms and the time their exchange took (hold_and_close)
+  struct HeldExchange {
+    std::string srv_comm;
+    std::string cli_comm;
+    double exchange_us = 0;
+  };
+  void hold_and_close(const std::string& keys, int conns, HeldExchange* out);
 
   std::unique_ptr<TempDir> dir_;
   int port_ = -1;
@@ -697,6 +704,33 @@ std::unique_ptr<Child> spawn_holding_client(const std::string& comm, int port, i
   });
 }
 
+// Starts the host for two fresh children (comms filter, plus `keys`), then runs the two children
+// above through their whole exchange: `conns` connections opened at once from the client to the
+// server's listener, kSmall bytes each way on each, all held open, then closed.
+void NetworkPluginTest::hold_and_close(const std::string& keys, int conns, HeldExchange* out) {
+  out->srv_comm = unique_comm("thns");
+  out->cli_comm = unique_comm("thnc");
+  int port = 0;
+  int fd = bound_socket(AF_INET, &port);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_NO_FATAL_FAILURE(
+      start_host("comms = " + toml_list({out->srv_comm, out->cli_comm}) + "\n" + keys));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto server = spawn_holding_server(out->srv_comm, fd, conns);
+  ASSERT_NE(server, nullptr);
+  ASSERT_TRUE(server->send());
+  ASSERT_TRUE(server->receive());  // listening
+  auto client = spawn_holding_client(out->cli_comm, port, conns);
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->send());
+  ASSERT_TRUE(client->receive());  // all open on both ends, data exchanged on each
+  ASSERT_TRUE(server->send());     // close them
+  EXPECT_EQ(client->wait(), 0);
+  EXPECT_EQ(server->wait(), 0);
+  out->exchange_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+}
+
 // 100 connections open at once are 200 sockets. With max_connections = 128 the socket table has
 // 128 slots, so at least 72 sockets live in its overflow hash: every connection is still counted
 // open and closed with its exact bytes, and none is lost. With max_connections = 64 (64 slots +
@@ -705,25 +739,11 @@ TEST_F(NetworkPluginTest, SocketTableOverflowAndLimit) {
   constexpr int kConns = 100;
   for (const int max_connections : {128, 64}) {
     SCOPED_TRACE("max_connections = " + std::to_string(max_connections));
-    const std::string srv_comm = unique_comm("thns");
-    const std::string cli_comm = unique_comm("thnc");
-    int port = 0;
-    int fd = bound_socket(AF_INET, &port);
-    ASSERT_GE(fd, 0) << std::strerror(errno);
-    ASSERT_NO_FATAL_FAILURE(start_host("comms = " + toml_list({srv_comm, cli_comm}) +
-                                       "\nmax_connections = " +
-                                       std::to_string(max_connections) + "\n"));
-    auto server = spawn_holding_server(srv_comm, fd, kConns);
-    ASSERT_NE(server, nullptr);
-    ASSERT_TRUE(server->send());
-    ASSERT_TRUE(server->receive());  // listening
-    auto client = spawn_holding_client(cli_comm, port, kConns);
-    ASSERT_NE(client, nullptr);
-    ASSERT_TRUE(client->send());
-    ASSERT_TRUE(client->receive());  // all open on both ends
-    ASSERT_TRUE(server->send());     // close them
-    EXPECT_EQ(client->wait(), 0);
-    EXPECT_EQ(server->wait(), 0);
+    HeldExchange x;
+    ASSERT_NO_FATAL_FAILURE(
+        hold_and_close("max_connections = " + std::to_string(max_connections) + "\n", kConns, &x));
+    const std::string& srv_comm = x.srv_comm;
+    const std::string& cli_comm = x.cli_comm;
 
     const Labels out{{"comm", cli_comm}, {"direction", "out"}};
     const Labels in{{"comm", srv_comm}, {"direction", "in"}};
@@ -779,34 +799,17 @@ TEST_F(NetworkPluginTest, RttSampleBudget) {
   const long cpus = ::sysconf(_SC_NPROCESSORS_CONF);
   for (const int per_s : {0, 10}) {
     SCOPED_TRACE("rtt_max_samples_per_s = " + std::to_string(per_s));
-    const std::string srv_comm = unique_comm("thns");
-    const std::string cli_comm = unique_comm("thnc");
-    int port = 0;
-    int fd = bound_socket(AF_INET, &port);
-    ASSERT_GE(fd, 0) << std::strerror(errno);
-    ASSERT_NO_FATAL_FAILURE(start_host("comms = " + toml_list({srv_comm, cli_comm}) +
-                                       "\nrtt_sample_interval_ms = 3600000\n"
-                                       "rtt_max_samples_per_s = " +
-                                       std::to_string(per_s) + "\n"));
-    const auto t0 = std::chrono::steady_clock::now();
-    auto server = spawn_holding_server(srv_comm, fd, kConns);
-    ASSERT_NE(server, nullptr);
-    ASSERT_TRUE(server->send());
-    ASSERT_TRUE(server->receive());  // listening
-    auto client = spawn_holding_client(cli_comm, port, kConns);
-    ASSERT_NE(client, nullptr);
-    ASSERT_TRUE(client->send());
-    ASSERT_TRUE(client->receive());  // all open, data exchanged on each
-    ASSERT_TRUE(server->send());     // close them
-    EXPECT_EQ(client->wait(), 0);
-    EXPECT_EQ(server->wait(), 0);
-    const double elapsed_us =
-        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    HeldExchange x;
+    ASSERT_NO_FATAL_FAILURE(
+        hold_and_close("rtt_sample_interval_ms = 3600000\n"
+                       "rtt_max_samples_per_s = " +
+                           std::to_string(per_s) + "\n",
+                       kConns, &x));
 
     const auto m = scrape(port_);
     const double taken =
-        metric(m, "tracehost_network_tcp_rtt_seconds_count", {{"comm", cli_comm}}).value_or(0) +
-        metric(m, "tracehost_network_tcp_rtt_seconds_count", {{"comm", srv_comm}}).value_or(0);
+        metric(m, "tracehost_network_tcp_rtt_seconds_count", {{"comm", x.cli_comm}}).value_or(0) +
+        metric(m, "tracehost_network_tcp_rtt_seconds_count", {{"comm", x.srv_comm}}).value_or(0);
     const auto skipped = metric(m, "tracehost_network_tcp_rtt_samples_skipped_total", {});
     ASSERT_TRUE(skipped.has_value()) << host_->log();
     EXPECT_EQ(taken + *skipped, 2 * kConns);
@@ -814,7 +817,7 @@ TEST_F(NetworkPluginTest, RttSampleBudget) {
       EXPECT_EQ(*skipped, 0);
     } else {
       // at most 2 per CPU in each window the exchange touched
-      const double windows = elapsed_us / 131072.0 + 2;
+      const double windows = x.exchange_us / 131072.0 + 2;
       EXPECT_LE(taken, 2 * static_cast<double>(cpus) * windows);
       EXPECT_GT(*skipped, 0);
     }
