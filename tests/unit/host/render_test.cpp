@@ -41,6 +41,17 @@ class RenderTest : public ::testing::Test {
     }
     throw std::runtime_error(name);
   }
+  // event_ as the bus hands it to a sink
+  th_event whole_event() const {
+    th_event e{};
+    e.struct_size = sizeof(e);
+    e.topic = "test.event";
+    e.schema = &schema_.s;
+    e.data = &event_;
+    e.size = sizeof(event_);
+    e.time_ns = 1'795'612'522'123'456'789ull;
+    return e;
+  }
   TestSchema schema_;
   TestEvent event_ = sample_event(77);
 };
@@ -156,13 +167,7 @@ TEST_F(RenderTest, ErrnoEnumTimestamp) {
 }
 
 TEST_F(RenderTest, WholeEventLine) {
-  th_event e{};
-  e.struct_size = sizeof(e);
-  e.topic = "test.event";
-  e.schema = &schema_.s;
-  e.data = &event_;
-  e.size = sizeof(event_);
-  e.time_ns = 1'795'612'522'123'456'789ull;
+  const th_event e = whole_event();
   std::string line;
   append_event_json(line, e);
   EXPECT_EQ(line.rfind("{\"time\":\"2026-11-25T13:15:22.123456789Z\",\"topic\":\"test.event\",", 0),
@@ -177,13 +182,7 @@ TEST_F(RenderTest, WholeEventLine) {
 }
 
 TEST_F(RenderTest, WholeEventLineIsByteExact) {
-  th_event e{};
-  e.struct_size = sizeof(e);
-  e.topic = "test.event";
-  e.schema = &schema_.s;
-  e.data = &event_;
-  e.size = sizeof(event_);
-  e.time_ns = 1'795'612'522'123'456'789ull;
+  const th_event e = whole_event();
   std::string line;
   append_event_json(line, e);
   // the line tracehost has always written for this record (the only varying part is the
@@ -214,13 +213,7 @@ TEST(EventJson, EscapedNamesAndLongLines) {
   const std::string long_name(150, 'k');
   std::vector<th_field> fields;
   auto add = [&](const char* name, th_field_type type, std::size_t offset, std::size_t size) {
-    th_field f{};
-    f.struct_size = sizeof(f);
-    f.name = name;
-    f.type = type;
-    f.offset = static_cast<std::uint32_t>(offset);
-    f.size = static_cast<std::uint32_t>(size);
-    fields.push_back(f);
+    fields.push_back(tracehost::testing::field(name, type, offset, size));
   };
   add("a\"b\\c", TH_FIELD_STRING, offsetof(Record, text), sizeof(rec.text));
   add(long_name.c_str(), TH_FIELD_HEX, offsetof(Record, blob), sizeof(rec.blob));
