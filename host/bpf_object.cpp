@@ -1,9 +1,11 @@
 #include "host/bpf_object.hpp"
 
+#include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -14,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "host/kernel_checks.hpp"
+#include "host/unique_fd.hpp"
 
 namespace tracehost::host {
 namespace {
@@ -338,6 +341,51 @@ Status BpfObject::load() {
   while (!log.empty() && log.back() == '\n') log.pop_back();
   if (!log.empty()) msg += "; libbpf/verifier log:\n" + log;
   return Error(kind, std::move(msg), sys_errno, where());
+}
+
+Status BpfObject::run_iterator(
+    std::string_view program_name,
+    const std::function<void(std::span<const std::byte>)>& output) const {
+  const std::string what = "iterator '" + std::string(program_name) + "'";
+  if (!loaded_) {
+    return Error(ErrorKind::kInvalidArgument, "cannot run " + what + " before load", EINVAL,
+                 where());
+  }
+  TH_ASSIGN_OR_RETURN(bpf_program * prog, program(program_name));
+  if (bpf_program__type(prog) != BPF_PROG_TYPE_TRACING ||
+      bpf_program__expected_attach_type(prog) != BPF_TRACE_ITER) {
+    return Error(ErrorKind::kInvalidArgument,
+                 "program '" + std::string(program_name) + "' (section '" +
+                     bpf_program__section_name(prog) +
+                     "') is not an iterator; iterators are SEC(\"iter/<target>\")",
+                 EINVAL, where());
+  }
+  if (bpf_program__fd(prog) < 0) {
+    return Error(ErrorKind::kInvalidArgument,
+                 "cannot run " + what + ": it was not loaded (autoload is off)", EINVAL, where());
+  }
+  auto refused = [&](std::string step, int err) {
+    return Error(err == EPERM || err == EACCES ? ErrorKind::kPermission : ErrorKind::kAttachFailed,
+                 "cannot run " + what + ": " + step + " failed: " + std::strerror(err), err,
+                 where());
+  };
+  std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)> link(
+      bpf_program__attach_iter(prog, nullptr), &bpf_link__destroy);
+  if (!link) return refused("attaching it", errno);
+  UniqueFd iter(bpf_iter_create(bpf_link__fd(link.get())));
+  if (!iter) return refused("creating it", errno);
+  std::array<std::byte, 16384> buf{};
+  for (;;) {
+    const ssize_t n = ::read(iter.get(), buf.data(), buf.size());
+    if (n == 0) return ok();
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      // EAGAIN: the program asked for a restart (it never does for us); anything else is the
+      // program's or the kernel's error
+      return refused("reading it", errno);
+    }
+    if (output) output(std::span<const std::byte>(buf.data(), static_cast<std::size_t>(n)));
+  }
 }
 
 Result<bpf_program*> BpfObject::program(std::string_view name) const {

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -78,6 +79,13 @@ class BpfObject {
   // of the verifier log (last ~60 lines) in the message, kPermission for EPERM/EACCES not
   // caused by the verifier. Once only.
   Status load();
+
+  // Runs the iterator program `program_name` (SEC("iter/...")) once, start to end: creates a
+  // link and an iterator, reads it to the end passing each chunk to `output` (may be empty),
+  // closes both. After load only. kInvalidArgument for a program that is not an iterator,
+  // kAttachFailed / kPermission when the kernel refuses the iterator or a read fails.
+  Status run_iterator(std::string_view program_name,
+                      const std::function<void(std::span<const std::byte>)>& output) const;
 
   // Lookups by name (programs by function name, maps by map name). kNotFound lists the names
   // that exist. The pointers are owned by this object.

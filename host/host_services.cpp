@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <new>
 #include <span>
 #include <utility>
@@ -172,6 +173,10 @@ th_status c_bpf_attach(th_host* h, th_bpf_object* obj, const char* program,
     return ok();
   });
 }
+th_status c_bpf_run_iter(th_host* h, th_bpf_object* obj, const char* program, th_iter_output_fn fn,
+                         void* user, th_error* err) {
+  return guarded(h, err, [&](PluginContext& c) { return c.bpf_run_iter(obj, program, fn, user); });
+}
 th_status c_bpf_attach_deferred(th_host* h, th_error* err) {
   return guarded(h, err, [&](PluginContext& c) { return c.attach_deferred(); });
 }
@@ -331,6 +336,7 @@ PluginContext::PluginContext(std::string owner, HostCore& core, PluginConfig con
   api_.event_register = c_event_register;
   api_.event_bind_ringbuf = c_event_bind_ringbuf;
   api_.event_bind_ringbuf_flags = c_event_bind_ringbuf_flags;
+  api_.bpf_run_iter = c_bpf_run_iter;
   api_.event_publish = c_event_publish;
   api_.event_subscribe = c_event_subscribe;
   api_.event_unsubscribe = c_event_unsubscribe;
@@ -597,6 +603,18 @@ Result<th_probe_id> PluginContext::bpf_attach(th_bpf_object* obj, const char* pr
   std::lock_guard lock(mu_);
   TH_ASSIGN_OR_RETURN(BpfObject * o, object_of(obj));
   return probes_.attach(*o, program, s);
+}
+
+Status PluginContext::bpf_run_iter(th_bpf_object* obj, const char* program, th_iter_output_fn fn,
+                                   void* user) {
+  if (program == nullptr) return null_arg("program");
+  std::lock_guard lock(mu_);
+  TH_ASSIGN_OR_RETURN(BpfObject * o, object_of(obj));
+  std::function<void(std::span<const std::byte>)> output;
+  if (fn != nullptr) {
+    output = [fn, user](std::span<const std::byte> chunk) { fn(user, chunk.data(), chunk.size()); };
+  }
+  return o->run_iterator(program, output);
 }
 
 Status PluginContext::bpf_detach(th_probe_id probe) { return probes_.detach(probe); }

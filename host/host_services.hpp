@@ -115,6 +115,7 @@ class PluginContext {
   Status bpf_load(th_bpf_object* obj);
   Result<th_probe_id> bpf_attach(th_bpf_object* obj, const char* program,
                                  const th_attach_spec* spec);
+  Status bpf_run_iter(th_bpf_object* obj, const char* program, th_iter_output_fn fn, void* user);
   Status bpf_detach(th_probe_id probe);
   Status bpf_list_probes(th_probe_info_fn fn, void* user);
   Result<th_map*> map_find(const char* name);

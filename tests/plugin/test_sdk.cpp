@@ -340,6 +340,32 @@ TEST(SdkHost, RingbufFlagsNeedApi11) {
   EXPECT_NE(old.error().message().find("API 1.1"), std::string::npos) << old.error().message();
 }
 
+// Running an iterator is API 1.2: the output the host passes in chunks comes back whole on a 1.2
+// host, and a 1.1 host (whose th_host_api ends before bpf_run_iter) gets a clear kAbi error.
+TEST(SdkHost, RunIteratorNeedsApi12) {
+  FakeHost fake;
+  static std::string seen_program;
+  fake.api.bpf_run_iter = [](th_host*, th_bpf_object*, const char* program, th_iter_output_fn fn,
+                             void* user, th_error*) {
+    seen_program = program;
+    fn(user, "ab", 2);
+    fn(user, "cde", 3);
+    return TH_OK;
+  };
+  th::BpfObject obj(&fake.api, nullptr);
+  auto out = obj.run_iterator("seed");
+  ASSERT_TRUE(out.ok()) << out.error().message();
+  EXPECT_EQ(*out, "abcde");
+  EXPECT_EQ(seen_program, "seed");
+
+  fake.api.struct_size = offsetof(th_host_api, bpf_run_iter);
+  fake.api.api_minor = 1;
+  auto old = obj.run_iterator("seed");
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.error().kind(), tracehost::ErrorKind::kAbi);
+  EXPECT_NE(old.error().message().find("API 1.2"), std::string::npos) << old.error().message();
+}
+
 TEST(SdkHost, MetricRemoveIsItsOwnOp) {
   FakeHost fake;
   th::Metric m(&fake.api, nullptr);

@@ -6,7 +6,13 @@
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -420,6 +426,50 @@ TEST_F(BpfProbes, AutoloadOffSkipsProgram) {
   ProbeSet probes("test");
   auto id = probes.attach(*obj, "tht_kprobe", AttachSpec::kprobe("do_nanosleep"));
   EXPECT_FALSE(id.ok());
+}
+
+// An iterator runs once, start to end, and its output arrives whole: here every thread of this
+// process (two extra threads parked on a future), compared with /proc/self/task.
+TEST_F(BpfProbes, IteratorRunsOnceAndReturnsItsOutput) {
+  TRACEHOST_REQUIRE_BPF_PRIVILEGES();
+  auto obj = open_probes();
+  ASSERT_TRUE(obj);
+  auto early = obj->run_iterator("tht_iter_threads", {});
+  ASSERT_FALSE(early.ok());
+  EXPECT_NE(early.error().message().find("before load"), std::string::npos)
+      << early.error().describe();
+  TH_ASSERT_OK(obj->load());
+
+  std::promise<void> release;
+  std::shared_future<void> parked = release.get_future().share();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) threads.emplace_back([parked] { parked.wait(); });
+  std::set<std::uint32_t> want;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    want.insert(static_cast<std::uint32_t>(std::stoul(e.path().filename().string())));
+  }
+  std::string out;
+  auto st = obj->run_iterator("tht_iter_threads", [&](std::span<const std::byte> chunk) {
+    out.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+  });
+  release.set_value();
+  for (auto& t : threads) t.join();
+  TH_ASSERT_OK(st);
+  ASSERT_EQ(out.size() % sizeof(std::uint32_t), 0u);
+  std::set<std::uint32_t> got;
+  for (std::size_t i = 0; i < out.size(); i += sizeof(std::uint32_t)) {
+    std::uint32_t tid = 0;
+    std::memcpy(&tid, out.data() + i, sizeof(tid));
+    EXPECT_TRUE(got.insert(tid).second) << "thread " << tid << " written twice";
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_GE(got.size(), 3u);
+
+  auto not_iter = obj->run_iterator("tht_raw_enter", {});
+  ASSERT_FALSE(not_iter.ok());
+  EXPECT_EQ(not_iter.error().kind(), ErrorKind::kInvalidArgument);
+  EXPECT_NE(not_iter.error().message().find("not an iterator"), std::string::npos)
+      << not_iter.error().describe();
 }
 
 }  // namespace

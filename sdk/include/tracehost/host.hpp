@@ -395,6 +395,24 @@ class BpfObject {
     return Probe(api_, id);
   }
 
+  // Runs the iterator program `program` (SEC("iter/...")) once, start to end, and returns what
+  // it wrote (bpf_seq_write / bpf_seq_printf). After load(). Needs plugin API 1.2 on the host.
+  [[nodiscard]] Result<std::string> run_iterator(std::string_view program) const {
+    if (api_->struct_size < offsetof(th_host_api, bpf_run_iter) + sizeof(api_->bpf_run_iter)) {
+      return Error(ErrorKind::kAbi,
+                   detail::concat("running a BPF iterator needs plugin API 1.2; this host "
+                                  "provides ",
+                                  api_->api_major, ".", api_->api_minor, ": upgrade tracehost"));
+    }
+    std::string out;
+    th_iter_output_fn append = [](void* user, const void* data, size_t size) {
+      static_cast<std::string*>(user)->append(static_cast<const char*>(data), size);
+    };
+    TH_TRY(detail::call(api_->bpf_run_iter, api_->host, obj_, detail::c_str(program).c_str(),
+                        append, static_cast<void*>(&out)));
+    return out;
+  }
+
   // A map of this plugin by its name in the object ("events"); available after load().
   [[nodiscard]] Result<Map> map(std::string_view name) const {
     th_map* m = nullptr;

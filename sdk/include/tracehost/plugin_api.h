@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define TRACEHOST_PLUGIN_API_MAJOR 1
-#define TRACEHOST_PLUGIN_API_MINOR 1
+#define TRACEHOST_PLUGIN_API_MINOR 2
 
 /* Name of the exported symbol. It is a Boost.DLL alias: a `const void*` variable named
  * `tracehost_plugin` (in section "boostdll") whose value is the address of a function
@@ -323,6 +323,10 @@ typedef struct th_probe_info {
 
 typedef void (*th_probe_info_fn)(void* user, const th_probe_info* info);
 
+/* Receives what a BPF iterator program writes (bpf_seq_write / bpf_seq_printf), chunk by chunk
+ * in order (API 1.2). The chunk is valid during the call only. */
+typedef void (*th_iter_output_fn)(void* user, const void* data, size_t size);
+
 typedef struct th_map_info {
   uint32_t struct_size;
   const char* name;    /* "plugin/map"; valid while the map lives */
@@ -455,6 +459,14 @@ typedef struct th_host_api {
   /* event_bind_ringbuf with flags (th_ringbuf_flags). */
   th_status (*event_bind_ringbuf_flags)(th_host* host, th_map* ringbuf, const char* topic,
                                         uint32_t flags, th_error* err);
+
+  /* --- API 1.2 (check struct_size before use) --- */
+  /* Runs the iterator program `program` (SEC("iter/...")) of a loaded object once, from start
+   * to end, on the calling thread: the host creates the iterator, reads it to the end, passing
+   * its output to fn (NULL: discarded), and closes it. For one-off walks of kernel objects,
+   * e.g. sockets that existed before the plugin started (SEC("iter/task_file")). */
+  th_status (*bpf_run_iter)(th_host* host, th_bpf_object* obj, const char* program,
+                            th_iter_output_fn fn, void* user, th_error* err);
 } th_host_api;
 
 /* ------------------------------------------------------------------------------------------ */

@@ -82,3 +82,13 @@ int tht_kprobe(struct pt_regs* ctx) {
   if (is_target()) bump(THT_SLOT_KPROBE);
   return 0;
 }
+
+// every thread of the target process, as its thread id (4 bytes each)
+SEC("iter/task")
+int tht_iter_threads(struct bpf_iter__task* ctx) {
+  struct task_struct* task = ctx->task;
+  if (!task || task->tgid != target_tgid) return 0;
+  __u32 tid = task->pid;
+  bpf_seq_write(ctx->meta->seq, &tid, sizeof(tid));
+  return 0;
+}
