@@ -22,8 +22,11 @@
  *
  * Task filters (pids, comms, cgroup, the host itself) are applied at those two process-context
  * points; a rejected socket gets an "excluded" entry so later softirq events skip it. Sockets
- * that opened before the plugin started have no entry: they are counted under the owner
- * "[unknown]" unless a task filter is configured (then nobody can say whether they pass).
+ * that were open before the plugin started get their entries from two iterators the plugin runs
+ * once after attaching (end of this file): the process holding each one is its owner. Sockets
+ * first seen later (no process holds them) are adopted: an accepted child with its listener's
+ * owner, anything else under "[unknown]" unless a task filter is configured (then nobody can say
+ * whether they pass).
  */
 #include "tracehost/common.bpf.h"
 #include "tracehost/events.bpf.h"
@@ -414,6 +417,18 @@ static __always_inline void fill_owner(struct net_owner *o, struct task_struct *
 	th_task_comm(task, (__u64 *)o->comm);
 }
 
+/* fill_owner() for a task that is not the current one (an iterator's): the same values, read
+ * from the task where fill_owner() asks the helpers that only know the current task */
+static __always_inline void fill_task_owner(struct net_owner *o, struct task_struct *task)
+{
+	o->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	o->pid = task->tgid;
+	o->tid = task->pid;
+	o->uid = BPF_CORE_READ(task, cred, uid.val);
+	o->gid = BPF_CORE_READ(task, cred, gid.val);
+	th_task_comm(task, (__u64 *)o->comm);
+}
+
 static __always_inline void fill_listen_key(struct net_listen_key *k, const struct sock *sk)
 {
 	k->net = (__u64)sk->__sk_common.skc_net.net;
@@ -472,20 +487,46 @@ static __always_inline void forget_listen(const struct sock *sk)
 }
 
 /*
- * The state of a socket that opened before the plugin started: stored on first sight with
- * the owner "[unknown]", or NULL when a task filter is set (such a socket may belong to a
- * filtered-out process) or the family filter rejects it. Deleted at CLOSE like any other.
+ * The state of a socket seen for the first time after it opened (before the plugin started, or
+ * while the tables were full), filled into st: an accepted child of a listener whose owner is
+ * known (a local port with a listener in its namespace) gets that owner, inbound; anything else
+ * the owner "[unknown]". NULL when it is not reported: the family filter rejects it, or a task
+ * filter is set and no listener vouches for it (it may belong to a filtered-out process).
  */
+static __always_inline struct net_sock_state *unseen_state(const struct sock *sk,
+							   struct net_sock_state *st)
+{
+	struct net_listen_key k;
+	struct net_listener *l = 0;
+
+	if (!family_passes(sk->__sk_common.skc_family))
+		return 0;
+	__builtin_memset(st, 0, sizeof(*st));
+	st->sport = sk->__sk_common.skc_num;
+	st->kind = TH_NET_KIND_UNKNOWN;
+	if (st->sport) {
+		fill_listen_key(&k, sk);
+		l = bpf_map_lookup_elem(&listeners, &k);
+	}
+	if (l && l->sk != (__u64)sk) {
+		if (l->kind == TH_NET_KIND_EXCLUDED)
+			st->kind = TH_NET_KIND_EXCLUDED;
+		st->owner = l->owner;
+		st->direction = TH_NET_DIR_IN;
+		return st;
+	}
+	if (task_filtered)
+		return 0;
+	__builtin_memcpy(st->owner.comm, unknown_comm, TH_COMM_LEN);
+	return st;
+}
+
+/* unseen_state() stored as sk's entry (deleted at CLOSE like any other); NULL: not reported */
 static __always_inline struct net_sock_state *adopt(const struct sock *sk)
 {
-	struct net_sock_state st = {};
+	struct net_sock_state st;
 
-	if (task_filtered || !family_passes(sk->__sk_common.skc_family))
-		return 0;
-	__builtin_memcpy(st.owner.comm, unknown_comm, TH_COMM_LEN);
-	st.sport = sk->__sk_common.skc_num;
-	st.kind = TH_NET_KIND_UNKNOWN;
-	return sock_store(sk, &st, 0);
+	return unseen_state(sk, &st) ? sock_store(sk, &st, 0) : 0;
 }
 
 /* ---- state changes ------------------------------------------------------------------------ */
@@ -637,40 +678,36 @@ static __always_inline void payload_bytes(const struct sock *sk, struct tcp_sock
 	*received = in;
 }
 
-/* an established connection reached CLOSE; st is its entry (NULL: opened before the start) */
+/* an established connection reached CLOSE; st is its entry (NULL: never seen open) */
 static __always_inline void on_close(const struct sock *sk, struct net_sock_state *st,
 				     int oldstate)
 {
 	const struct sock_common *skc = &sk->__sk_common;
+	struct net_sock_state unseen;
 	struct net_conn_stats *cs;
 	struct tcp_sock *tp;
 	struct net_key key;
 	__u64 sent, received;
 	__u32 direction;
-	__u16 sport = 0; /* the kernel released the port before this state change */
+	__u16 sport;
 
-	if (!st) {
-		/* opened before the start: count it, unless filters make the owner matter; the
-		 * direction is unknown and counted as out */
-		if (task_filtered || !family_passes(skc->skc_family) ||
-		    !ports_pass(0, bpf_ntohs(skc->skc_dport)))
-			return;
-		direction = TH_NET_DIR_OUT;
-		fill_key(&key, labels, skc, 0, unknown_comm, direction, 0);
-	} else {
-		if (st->kind != TH_NET_KIND_ESTABLISHED && st->kind != TH_NET_KIND_UNKNOWN)
-			return;
-		sport = st->sport;
-		if (st->kind == TH_NET_KIND_UNKNOWN && !ports_pass(sport, bpf_ntohs(skc->skc_dport)))
-			return;
-		direction = st->direction ? st->direction : TH_NET_DIR_OUT;
-		fill_key(&key, labels, skc, sport, st->owner.comm, direction, 0);
-	}
+	/* never seen open (e.g. waiting in an accept queue when the plugin started): counted,
+	 * without an event; unless a listener owns it, its direction is unknown and counted as out
+	 * (the kernel usually released its port before this state change: then no listener) */
+	if (!st && !(st = unseen_state(sk, &unseen)))
+		return;
+	if (st->kind != TH_NET_KIND_ESTABLISHED && st->kind != TH_NET_KIND_UNKNOWN)
+		return;
+	sport = st->sport;
+	if (st->kind == TH_NET_KIND_UNKNOWN && !ports_pass(sport, bpf_ntohs(skc->skc_dport)))
+		return;
+	direction = st->direction ? st->direction : TH_NET_DIR_OUT;
+	fill_key(&key, labels, skc, sport, st->owner.comm, direction, 0);
 	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (!tp)
 		return;
 	/* only a connection seen from its SYN on is known to have our SYN in bytes_acked */
-	payload_bytes(sk, tp, oldstate, direction, st && st->kind == TH_NET_KIND_ESTABLISHED, &sent,
+	payload_bytes(sk, tp, oldstate, direction, st->kind == TH_NET_KIND_ESTABLISHED, &sent,
 		      &received);
 	cs = lookup_or_init(&conn_stats, &key, &zero_stats);
 	if (cs) {
@@ -678,8 +715,6 @@ static __always_inline void on_close(const struct sock *sk, struct net_sock_stat
 		__sync_fetch_and_add(&cs->bytes_sent, sent);
 		__sync_fetch_and_add(&cs->bytes_received, received);
 	}
-	if (!st)
-		return;
 	if (emit_close && st->kind == TH_NET_KIND_ESTABLISHED) {
 		struct net_tcp_event *e = TH_RESERVE(close_events, struct net_tcp_event);
 
@@ -945,5 +980,115 @@ int BPF_PROG(handle_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	fill_key(&key, rtt_labels, &sk->__sk_common, sk->__sk_common.skc_num, st->owner.comm,
 		 st->direction ? st->direction : TH_NET_DIR_OUT, 0);
 	observe(&rtt_hist, &key, (__u64)srtt * 1000);
+	return 0;
+}
+
+/* ---- sockets that opened before the start ------------------------------------------------- */
+
+/*
+ * The plugin runs these two iterators once, right after attaching the programs above, over every
+ * open file of every process: listeners first, so that the connections they accepted are known
+ * as inbound. Each gives a socket that has no entry yet the owner a state change would have given
+ * it: the process holding it (of several, the first by pid, usually the parent that opened it),
+ * or excluded when the task filters reject that process. What the programs above stored since
+ * they were attached is newer and kept. Each socket given an owner writes one byte of output,
+ * which the plugin counts.
+ */
+
+/* the TCP socket behind an open file that the family filter lets through, or NULL */
+static __always_inline struct sock *file_tcp_sock(struct file *file)
+{
+	struct socket *sock;
+	struct sock *sk;
+
+	if (!file)
+		return 0;
+	sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	sk = sock->sk;
+	if (!sk || sk->sk_protocol != TH_NET_IPPROTO_TCP ||
+	    !family_passes(sk->__sk_common.skc_family))
+		return 0;
+	return sk;
+}
+
+SEC("iter/task_file")
+int seed_listeners(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct sock *sk = file_tcp_sock(ctx->file);
+	struct net_listener l = {};
+	struct net_listen_key k;
+	char mark = 'L';
+
+	if (!task || !sk || sk->__sk_common.skc_state != TCP_LISTEN)
+		return 0;
+	fill_listen_key(&k, sk);
+	l.sk = (__u64)sk;
+	if (th_filter_pass_task(task)) {
+		fill_task_owner(&l.owner, task);
+		l.kind = TH_NET_KIND_LISTENER;
+	} else {
+		l.kind = TH_NET_KIND_EXCLUDED;
+	}
+	/* NOEXIST: a listen() since the start, or an earlier process holding this listener */
+	if (bpf_map_update_elem(&listeners, &k, &l, BPF_NOEXIST) == 0 &&
+	    l.kind == TH_NET_KIND_LISTENER)
+		bpf_seq_write(ctx->meta->seq, &mark, 1);
+	return 0;
+}
+
+SEC("iter/task_file")
+int seed_sockets(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct sock *sk = file_tcp_sock(ctx->file);
+	struct net_sock_state st = {}, *old;
+	struct net_listen_key k;
+	struct net_listener *l;
+	char mark = 'S';
+
+	if (!task || !sk)
+		return 0;
+	switch (sk->__sk_common.skc_state) {
+	case TCP_SYN_SENT:
+	case TCP_ESTABLISHED:
+	case TCP_FIN_WAIT1:
+	case TCP_FIN_WAIT2:
+	case TCP_CLOSE_WAIT:
+	case TCP_CLOSING:
+	case TCP_LAST_ACK:
+		break;
+	default: /* LISTEN (above), CLOSE (not connected): nothing to attribute */
+		return 0;
+	}
+	if (!sk_ports_pass(sk))
+		return 0;
+	if (th_filter_pass_task(task)) {
+		fill_task_owner(&st.owner, task);
+		st.kind = TH_NET_KIND_UNKNOWN; /* no start time: metrics, no events */
+	} else {
+		st.kind = TH_NET_KIND_EXCLUDED;
+	}
+	st.sport = sk->__sk_common.skc_num;
+	fill_listen_key(&k, sk);
+	l = bpf_map_lookup_elem(&listeners, &k);
+	st.direction = l && l->sk != (__u64)sk ? TH_NET_DIR_IN : TH_NET_DIR_OUT;
+	old = sock_lookup(sk);
+	if (old) {
+		/* adopted since the start without an owner (an RTT sample, a retransmit): now it
+		 * has one */
+		if (old->kind == TH_NET_KIND_UNKNOWN && !old->owner.pid) {
+			old->owner = st.owner;
+			old->direction = st.direction;
+			old->kind = st.kind;
+			if (st.kind == TH_NET_KIND_UNKNOWN)
+				bpf_seq_write(ctx->meta->seq, &mark, 1);
+		}
+		return 0;
+	}
+	if (sock_store(sk, &st, 0) && st.kind == TH_NET_KIND_UNKNOWN)
+		bpf_seq_write(ctx->meta->seq, &mark, 1);
 	return 0;
 }

@@ -389,6 +389,12 @@ class NetworkPlugin final : public Plugin {
     TH_TRY(obj.attach("handle_retransmit", tp_btf("tcp_retransmit_skb")));
     TH_TRY(obj.attach("handle_retransmit_synack", tp_btf("tcp_retransmit_synack")));
     if (s.rtt) TH_TRY(obj.attach("handle_tcp_probe", tp_btf("tcp_probe")));
+    // then the sockets that were open before: listeners first, so that the connections they
+    // accepted are known as inbound
+    TH_ASSIGN_OR_RETURN(std::string listeners, obj.run_iterator("seed_listeners"));
+    TH_ASSIGN_OR_RETURN(std::string sockets, obj.run_iterator("seed_sockets"));
+    host.log().info("attributed ", listeners.size(), " listener(s) and ", sockets.size(),
+                    " connection(s) that were open before the start to their processes");
 
     std::string labels;
     for (const auto& l : kLabels) {

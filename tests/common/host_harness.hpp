@@ -34,6 +34,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tracehost/cgroup.hpp"
+
 namespace tracehost::testing {
 
 namespace fs = std::filesystem;
@@ -68,6 +70,54 @@ inline std::string read_file(const fs::path& p) {
   s << in.rdbuf();
   return s.str();
 }
+
+// A cgroup v2 directory directly below the root with one directory "inner" in it, for task
+// filter tests; both are removed when this is destroyed, by when the processes moved into them
+// must have exited.
+class TempCgroup {
+ public:
+  // nullptr with the reason in *why when there is no cgroup2 hierarchy or it cannot be written
+  static std::unique_ptr<TempCgroup> make(std::string* why) {
+    auto mount = cgroup2_mount("test");
+    if (!mount.ok()) {
+      *why = mount.error().message();
+      return nullptr;
+    }
+    static int counter = 0;
+    const std::string name =
+        "tracehost-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    std::unique_ptr<TempCgroup> cg(new TempCgroup(*mount / name, name));
+    std::error_code ec;
+    if (!fs::create_directory(cg->path_, ec) || !fs::create_directory(cg->path_ / "inner", ec)) {
+      *why = "cannot create " + (cg->path_ / "inner").string() + ": " + ec.message();
+      return nullptr;
+    }
+    return cg;
+  }
+  ~TempCgroup() {
+    ::rmdir((path_ / "inner").c_str());
+    ::rmdir(path_.c_str());
+  }
+  TempCgroup(const TempCgroup&) = delete;
+  TempCgroup& operator=(const TempCgroup&) = delete;
+
+  // the directory's name, which is its path relative to the cgroup2 root
+  [[nodiscard]] const std::string& name() const { return name_; }
+  // Moves `pid` into this cgroup or into "inner": "" on success, else why not.
+  [[nodiscard]] std::string move(pid_t pid) const { return move_to(path_, pid); }
+  [[nodiscard]] std::string move_inner(pid_t pid) const { return move_to(path_ / "inner", pid); }
+
+ private:
+  TempCgroup(fs::path path, std::string name) : path_(std::move(path)), name_(std::move(name)) {}
+  static std::string move_to(const fs::path& dir, pid_t pid) {
+    std::ofstream procs(dir / "cgroup.procs");
+    procs << pid << std::flush;
+    return procs.good() ? "" : "cannot move " + std::to_string(pid) + " into " + dir.string();
+  }
+
+  fs::path path_;
+  std::string name_;
+};
 
 // A process name of at most 15 characters, unique per test process and call.
 inline std::string unique_comm(const char* prefix) {

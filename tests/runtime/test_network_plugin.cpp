@@ -788,6 +788,118 @@ TEST_F(NetworkPluginTest, SocketTableOverflowAndLimit) {
   }
 }
 
+// ---- sockets open before the start -------------------------------------------------------------
+
+// A listener and a connection on it, both opened before tracehost starts, under a task filter
+// that selects their two processes: by name, then by a cgroup they sit one level below (the
+// iterator reads the cgroup from the task, not from the current one). The connection is
+// attributed to the processes holding its two ends (closed, bytes), without events (its start
+// was not seen); a second connection the old listener accepts after the start is reported like
+// any other, with the server as its owner.
+TEST_F(NetworkPluginTest, SocketsOpenBeforeTheStartKeepTheirOwners) {
+  for (const bool by_cgroup : {false, true}) {
+    SCOPED_TRACE(by_cgroup ? "cgroup filter" : "comms filter");
+    std::unique_ptr<TempCgroup> cgroup;  // outlives the children moved into it
+    fs::remove(events_path_);            // the first round's events
+    const std::string srv_comm = unique_comm("thns");
+    const std::string cli_comm = unique_comm("thnc");
+    int port = 0;
+    int fd = bound_socket(AF_INET, &port);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    // server: listen; accept A and exchange kSmall each way; on the next byte close A, then
+    // accept B and exchange the same, close B
+    auto server = Child::spawn(srv_comm, [fd](int in, int out) {
+      if (::listen(fd, 4) != 0 || !send_byte(out)) ::_exit(50);
+      for (int round = 0; round < 2; ++round) {
+        int c = ::accept(fd, nullptr, nullptr);
+        if (c < 0 || !read_exactly(c, kSmall) || !write_all(c, kSmall, 'r')) ::_exit(51);
+        if (round == 0 && (!send_byte(out) || !wait_byte(in))) ::_exit(52);
+        ::close(c);
+      }
+      ::_exit(0);
+    });
+    ::close(fd);
+    ASSERT_NE(server, nullptr);
+    ASSERT_TRUE(server->receive());  // listening
+    // client: connect A, exchange; wait for the server to close A, close it; on the next byte
+    // connect B, exchange, wait for the close, close
+    auto client = Child::spawn(cli_comm, [port](int in, int out) {
+      for (int round = 0; round < 2; ++round) {
+        if (round == 1 && !wait_byte(in)) ::_exit(60);
+        int c = ::socket(AF_INET, SOCK_STREAM, 0);
+        socklen_t len = 0;
+        sockaddr_storage ss = loopback(AF_INET, port, &len);
+        if (c < 0 || ::connect(c, reinterpret_cast<sockaddr*>(&ss), len) != 0) ::_exit(61);
+        if (!write_all(c, kSmall, 'q') || !read_exactly(c, kSmall)) ::_exit(62);
+        if (round == 0 && !send_byte(out)) ::_exit(63);
+        char byte = 0;
+        if (::recv(c, &byte, 1, 0) != 0) ::_exit(64);  // EOF: the server closed
+        ::close(c);
+      }
+      ::_exit(0);
+    });
+    ASSERT_NE(client, nullptr);
+    ASSERT_TRUE(client->receive());  // A open, data exchanged
+    ASSERT_TRUE(server->receive());
+    const pid_t srv_pid = server->pid();
+
+    std::string filter = "comms = " + toml_list({srv_comm, cli_comm}) + "\n";
+    if (by_cgroup) {
+      std::string why;
+      cgroup = TempCgroup::make(&why);
+      ASSERT_NE(cgroup, nullptr) << why;
+      for (pid_t pid : {server->pid(), client->pid()}) ASSERT_EQ(cgroup->move_inner(pid), "");
+      filter = "cgroup = \"" + cgroup->name() + "\"\n";
+    }
+    ASSERT_NO_FATAL_FAILURE(start_host(filter));
+    EXPECT_NE(host_->log().find("attributed 1 listener(s) and 2 connection(s)"), std::string::npos)
+        << host_->log();
+    ASSERT_TRUE(server->send());  // close A, accept B
+    ASSERT_TRUE(client->send());  // connect B once A is closed
+    EXPECT_EQ(client->wait(), 0);
+    EXPECT_EQ(server->wait(), 0);
+
+    const Labels out{{"comm", cli_comm}, {"direction", "out"}};
+    const Labels in{{"comm", srv_comm}, {"direction", "in"}};
+    auto closed = [&](const std::vector<Sample>& m, const Labels& l) {
+      return metric(m, "tracehost_network_tcp_connections_closed_total", l).value_or(0);
+    };
+    auto m = scrape(port_);
+    // the server closes first; its ends reach CLOSE with the client's last ACKs
+    for (int i = 0; i < 100 && (closed(m, in) < 2 || closed(m, out) < 2); ++i) {
+      std::this_thread::sleep_for(50ms);
+      m = scrape(port_);
+    }
+    EXPECT_EQ(metric(m, "tracehost_network_tcp_connections_opened_total", out), 1) << host_->log();
+    EXPECT_EQ(metric(m, "tracehost_network_tcp_connections_opened_total", in), 1);
+    EXPECT_EQ(closed(m, out), 2);
+    EXPECT_EQ(closed(m, in), 2);
+    EXPECT_EQ(metric(m, "tracehost_network_tcp_bytes_received_total", out), 2 * kSmall);
+    EXPECT_EQ(metric(m, "tracehost_network_tcp_bytes_sent_total", in), 2 * kSmall);
+    EXPECT_EQ(metric(m, "tracehost_network_tcp_bytes_received_total", in), 2 * kSmall);
+    // A's own SYN is in its bytes_acked, not subtracted for a connection not seen opening
+    const auto sent_out = metric(m, "tracehost_network_tcp_bytes_sent_total", out);
+    ASSERT_TRUE(sent_out.has_value());
+    EXPECT_GE(*sent_out, 2 * kSmall);
+    EXPECT_LE(*sent_out, 2 * kSmall + 1);
+
+    // events: B's only, the accept with the server as its owner
+    auto all = all_events_after_stop();
+    int accepts = 0;
+    for (const auto& e : all) {
+      EXPECT_TRUE(e["comm"] == cli_comm || e["comm"] == srv_comm) << e.dump();
+      if (e["topic"] != "tcp.accept") continue;
+      ++accepts;
+      EXPECT_EQ(e["pid"], srv_pid);
+      EXPECT_EQ(e["comm"], srv_comm);
+      EXPECT_EQ(e["sport"], port);
+      EXPECT_EQ(e["direction"], "in");
+    }
+    EXPECT_EQ(accepts, 1);
+    EXPECT_EQ(all.size(), 4u);  // B's connect, accept and two closes
+  }
+}
+
 // ---- the RTT sample budget ---------------------------------------------------------------------
 
 // 100 connections at once are 200 sockets, each receiving data, so with one sample per socket per

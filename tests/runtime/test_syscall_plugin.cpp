@@ -431,33 +431,11 @@ TEST_F(SyscallPluginTest, MinLatency) {
   stop_host();
 }
 
-// The cgroup v2 mount point, from /proc/self/mountinfo.
-std::optional<fs::path> cgroup2_mount() {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto sep = line.find(" - cgroup2 ");
-    if (sep == std::string::npos) continue;
-    std::istringstream head(line.substr(0, sep));
-    std::string id, parent, dev, root, mount_point;
-    head >> id >> parent >> dev >> root >> mount_point;
-    return fs::path(mount_point);
-  }
-  return std::nullopt;
-}
-
 // cgroup: a process in the configured cgroup is traced, one with the same name outside is not.
 TEST_F(SyscallPluginTest, CgroupFilter) {
-  auto mount = cgroup2_mount();
-  if (!mount) GTEST_SKIP() << "no cgroup v2 hierarchy mounted";
-  const fs::path cg = *mount / ("tracehost-test-" + std::to_string(::getpid()));
-  std::error_code ec;
-  if (!fs::create_directory(cg, ec) && ec)
-    GTEST_SKIP() << "cannot create " << cg << ": " << ec.message();
-  struct RemoveCgroup {
-    fs::path p;
-    ~RemoveCgroup() { ::rmdir(p.c_str()); }
-  } remove_cgroup{cg};
+  std::string why;
+  auto cg = TempCgroup::make(&why);
+  if (cg == nullptr) GTEST_SKIP() << why;
 
   const std::string comm = unique_comm("thc");
   auto body = [](int in, int) {
@@ -469,13 +447,9 @@ TEST_F(SyscallPluginTest, CgroupFilter) {
   const std::string ping_comm = unique_comm("thp");
   auto pinger = spawn_pinger(ping_comm, [] { ::syscall(SYS_getppid); });
   ASSERT_TRUE(inside && outside && pinger);
-  for (pid_t pid : {inside->pid(), pinger->pid()}) {
-    std::ofstream procs(cg / "cgroup.procs");
-    procs << pid << std::flush;
-    ASSERT_TRUE(procs.good()) << "cannot move " << pid << " into " << cg;
-  }
+  for (pid_t pid : {inside->pid(), pinger->pid()}) ASSERT_EQ(cg->move(pid), "");
   // relative to the cgroup2 root, the way the README suggests writing it
-  start_host("cgroup = \"" + cg.filename().string() + "\"\nexec = false\n");
+  start_host("cgroup = \"" + cg->name() + "\"\nexec = false\n");
   ASSERT_NO_FATAL_FAILURE(wait_until_tracing(*pinger, "tracehost_syscall_process_calls_total",
                                              {{"comm", ping_comm}, {"syscall", "getppid"}}));
 

@@ -53,9 +53,25 @@ struct {
 	__type(value, __u8);
 } th_filter_comms SEC(".maps");
 
-/* non-zero when `task` (the current task, from bpf_get_current_task_btf()) passes every
- * configured filter; cheapest checks first, ids and name read straight from the task */
-static __always_inline int th_filter_pass(struct task_struct *task)
+/*
+ * The id of the cgroup v2 directory `level` levels below the root on the path to `task`'s cgroup
+ * (its own id at its own depth), or 0 when its cgroup is shallower: what
+ * bpf_get_current_ancestor_cgroup_id() answers for the current task, for any task.
+ */
+static __always_inline __u64 th_task_ancestor_cgroup_id(struct task_struct *task, __u32 level)
+{
+	struct cgroup *cgrp = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	struct cgroup *ancestor = 0;
+
+	if (!cgrp || BPF_CORE_READ(cgrp, level) < (int)level || level > 255)
+		return 0;
+	bpf_core_read(&ancestor, sizeof(ancestor), &cgrp->ancestors[level]);
+	return ancestor ? BPF_CORE_READ(ancestor, kn, id) : 0;
+}
+
+/* th_filter_pass() and th_filter_pass_task(): current non-zero when task is the current task,
+ * whose cgroup a helper answers for */
+static __always_inline int th_filter_pass_any(struct task_struct *task, int current)
 {
 	__u32 tgid = task->tgid;
 	__u32 tid = task->pid;
@@ -69,9 +85,13 @@ static __always_inline int th_filter_pass(struct task_struct *task)
 	if (th_filter_use_tids && !bpf_map_lookup_elem(&th_filter_tids, &tid))
 		return 0;
 	/* cgroup subtree: the ancestor at the filter's depth must be the filter's cgroup */
-	if (th_filter_cgroup_id &&
-	    bpf_get_current_ancestor_cgroup_id(th_filter_cgroup_level) != th_filter_cgroup_id)
-		return 0;
+	if (th_filter_cgroup_id) {
+		__u64 id = current ? bpf_get_current_ancestor_cgroup_id(th_filter_cgroup_level)
+				   : th_task_ancestor_cgroup_id(task, th_filter_cgroup_level);
+
+		if (id != th_filter_cgroup_id)
+			return 0;
+	}
 	/* process name set */
 	if (th_filter_use_comms) {
 		struct th_comm_key key;
@@ -81,6 +101,20 @@ static __always_inline int th_filter_pass(struct task_struct *task)
 			return 0;
 	}
 	return 1;
+}
+
+/* non-zero when `task` (the current task, from bpf_get_current_task_btf()) passes every
+ * configured filter; cheapest checks first, ids and name read straight from the task */
+static __always_inline int th_filter_pass(struct task_struct *task)
+{
+	return th_filter_pass_any(task, 1);
+}
+
+/* th_filter_pass() for a task that is not the current one (e.g. an iterator's): the cgroup is
+ * read from the task instead of asked of the helper, which only knows the current task */
+static __always_inline int th_filter_pass_task(struct task_struct *task)
+{
+	return th_filter_pass_any(task, 0);
 }
 
 #endif /* TRACEHOST_FILTERS_BPF_H */
