@@ -1001,7 +1001,9 @@ static __always_inline struct sock *file_tcp_sock(struct file *file)
 	struct socket *sock;
 	struct sock *sk;
 
-	if (!file)
+	/* bpf_sock_from_file() is Linux 5.11+: on older kernels CO-RE makes this branch constant
+	 * and the verifier never sees the call; the walk then finds nothing */
+	if (!file || !bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_sock_from_file))
 		return 0;
 	sock = bpf_sock_from_file(file);
 	if (!sock)
