@@ -365,7 +365,7 @@ Status BpfObject::run_iterator(
                  "cannot run " + what + ": it was not loaded (autoload is off)", EINVAL, where());
   }
   auto refused = [&](std::string step, int err) {
-    return Error(err == EPERM || err == EACCES ? ErrorKind::kPermission : ErrorKind::kAttachFailed,
+    return Error(attach_error_kind(err),
                  "cannot run " + what + ": " + step + " failed: " + std::strerror(err), err,
                  where());
   };

@@ -8,6 +8,7 @@
 // Not thread-safe: one thread at a time per object (the host serialises calls per plugin).
 #pragma once
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -34,6 +35,12 @@ void install_libbpf_logging();
 // "-- BEGIN PROG LOAD LOG --" (the rejected program's verifier log) to the end, at most ~60
 // lines; without a verifier log, libbpf's last 20 lines. Exposed for unit tests.
 std::string verifier_log_tail(std::string_view captured);
+
+// The kind of error for a kernel refusal (errno) to attach or run a program: kPermission for
+// EPERM/EACCES, else kAttachFailed.
+inline ErrorKind attach_error_kind(int err) {
+  return (err == EPERM || err == EACCES) ? ErrorKind::kPermission : ErrorKind::kAttachFailed;
+}
 
 // A program of a loaded object: what attach and statistics need.
 struct ProgramRef {

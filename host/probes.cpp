@@ -57,10 +57,6 @@ std::string describe_target(const AttachSpec& spec) {
   }
 }
 
-ErrorKind kind_for_errno(int err) {
-  return (err == EPERM || err == EACCES) ? ErrorKind::kPermission : ErrorKind::kAttachFailed;
-}
-
 }  // namespace
 
 std::string_view to_string(AttachKind kind) noexcept {
@@ -312,7 +308,7 @@ Status ProbeSet::attach_now(Probe& probe) {
                  EINVAL, where);
   };
   auto failed = [&](int err, std::string msg) {
-    return Error(kind_for_errno(err), std::move(msg), err, where);
+    return Error(attach_error_kind(err), std::move(msg), err, where);
   };
 
   std::vector<LinkPtr> links;
@@ -436,7 +432,7 @@ Status ProbeSet::attach_now(Probe& probe) {
                 " (needs CAP_PERFMON or CAP_SYS_ADMIN; run as root or grant CAP_BPF,"
                 "CAP_PERFMON)";
           }
-          return Error(kind_for_errno(err), std::move(msg), err, where);
+          return Error(attach_error_kind(err), std::move(msg), err, where);
         }
         bpf_link* link = bpf_program__attach_perf_event(prog, pfd.get());
         if (link == nullptr) {

@@ -437,41 +437,74 @@ static __always_inline void fill_listen_key(struct net_listen_key *k, const stru
 	k->pad = 0;
 }
 
+/*
+ * sk's owner when task opened it (or holds it), filled into o; 0 when the family or task filters
+ * reject it. current: task is the current task (process context: the helpers answer for it),
+ * else an iterator's task (read from the task). Constant at every call, so it folds away.
+ */
+static __always_inline int take_owner(struct net_owner *o, const struct sock *sk,
+				      struct task_struct *task, int current)
+{
+	if (!family_passes(sk->__sk_common.skc_family) ||
+	    !(current ? th_filter_pass(task) : th_filter_pass_task(task)))
+		return 0;
+	if (current)
+		fill_owner(o, task);
+	else
+		fill_task_owner(o, task);
+	return 1;
+}
+
 /* connect() (CLOSE -> SYN_SENT), process context: remember the caller, or mark the socket
  * excluded. A connect() after a failed one starts from scratch either way. */
 static __always_inline void remember_connect(const struct sock *sk)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
 	struct net_sock_state st = {};
 
-	if (!family_passes(sk->__sk_common.skc_family) || !th_filter_pass(task)) {
-		st.kind = TH_NET_KIND_EXCLUDED;
-	} else {
-		fill_owner(&st.owner, task);
+	if (take_owner(&st.owner, sk, bpf_get_current_task_btf(), 1)) {
 		st.start_ns = bpf_ktime_get_ns();
 		st.direction = TH_NET_DIR_OUT;
 		st.kind = TH_NET_KIND_CONNECTING;
+	} else {
+		st.kind = TH_NET_KIND_EXCLUDED;
 	}
 	sock_store(sk, &st, 1);
 }
 
-/* listen() (CLOSE -> LISTEN), process context: the owner of every child this listener accepts */
-static __always_inline void remember_listen(const struct sock *sk)
+/* Stores sk as a listener owned by task (current: as in take_owner()), with the map update's
+ * flags. Returns its kind, or 0 when the map refused it. */
+static __always_inline __u32 put_listener(const struct sock *sk, struct task_struct *task,
+					  int current, __u64 flags)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
 	struct net_listener l = {};
 	struct net_listen_key k;
 
 	fill_listen_key(&k, sk);
 	l.sk = (__u64)sk;
-	if (!family_passes(sk->__sk_common.skc_family) || !th_filter_pass(task)) {
-		l.kind = TH_NET_KIND_EXCLUDED;
-	} else {
-		fill_owner(&l.owner, task);
-		l.kind = TH_NET_KIND_LISTENER;
-	}
-	if (bpf_map_update_elem(&listeners, &k, &l, BPF_ANY))
+	l.kind = take_owner(&l.owner, sk, task, current) ? TH_NET_KIND_LISTENER
+							   : TH_NET_KIND_EXCLUDED;
+	return bpf_map_update_elem(&listeners, &k, &l, flags) ? 0 : l.kind;
+}
+
+/* listen() (CLOSE -> LISTEN), process context: the owner of every child this listener accepts */
+static __always_inline void remember_listen(const struct sock *sk)
+{
+	if (!put_listener(sk, bpf_get_current_task_btf(), 1, BPF_ANY))
 		count_untracked();
+}
+
+/* the listener that accepted sk: the one in sk's namespace on sk's local port, unless that is sk
+ * itself; NULL for a socket that was not accepted or whose listener is not known */
+static __always_inline struct net_listener *listener_of(const struct sock *sk)
+{
+	struct net_listen_key k;
+	struct net_listener *l;
+
+	if (!sk->__sk_common.skc_num)
+		return 0;
+	fill_listen_key(&k, sk);
+	l = bpf_map_lookup_elem(&listeners, &k);
+	return l && l->sk != (__u64)sk ? l : 0;
 }
 
 /* LISTEN -> CLOSE: forget the listener, unless a later listen() on the same key replaced it */
@@ -496,19 +529,15 @@ static __always_inline void forget_listen(const struct sock *sk)
 static __always_inline struct net_sock_state *unseen_state(const struct sock *sk,
 							   struct net_sock_state *st)
 {
-	struct net_listen_key k;
-	struct net_listener *l = 0;
+	struct net_listener *l;
 
 	if (!family_passes(sk->__sk_common.skc_family))
 		return 0;
 	__builtin_memset(st, 0, sizeof(*st));
 	st->sport = sk->__sk_common.skc_num;
 	st->kind = TH_NET_KIND_UNKNOWN;
-	if (st->sport) {
-		fill_listen_key(&k, sk);
-		l = bpf_map_lookup_elem(&listeners, &k);
-	}
-	if (l && l->sk != (__u64)sk) {
+	l = listener_of(sk);
+	if (l) {
 		if (l->kind == TH_NET_KIND_EXCLUDED)
 			st->kind = TH_NET_KIND_EXCLUDED;
 		st->owner = l->owner;
@@ -533,31 +562,19 @@ static __always_inline struct net_sock_state *adopt(const struct sock *sk)
 
 /*
  * SYN_RECV -> ESTABLISHED of an accepted child: its state is its listener's owner, inserted
- * with one map update. Returns the child's entry, or NULL when it is not reported.
+ * with one map update; reported from here on (LISTENER becomes ESTABLISHED in on_established)
+ * when that listener is known, else adopted. Returns the child's entry, or NULL when it is not
+ * reported. A child adopted before (e.g. a retransmitted SYN-ACK of a Fast Open child) keeps its
+ * entry.
  */
 static __always_inline struct net_sock_state *child_state(const struct sock *sk)
 {
-	struct net_sock_state child = {};
-	struct net_listen_key k;
-	struct net_listener *l;
+	struct net_sock_state child;
 
-	fill_listen_key(&k, sk);
-	l = bpf_map_lookup_elem(&listeners, &k);
-	if (!l) {
-		/* a listener that opened before the plugin started */
-		struct net_sock_state *st = sock_lookup(sk);
-
-		return st ? st : adopt(sk);
-	}
-	if (l->kind == TH_NET_KIND_EXCLUDED) {
-		child.kind = TH_NET_KIND_EXCLUDED;
-	} else {
-		child.owner = l->owner;
-		child.direction = TH_NET_DIR_IN;
-		child.kind = TH_NET_KIND_LISTENER; /* becomes ESTABLISHED in on_established */
-	}
-	/* a child adopted before (e.g. a retransmitted SYN-ACK of a Fast Open child) keeps its
-	 * entry */
+	if (!unseen_state(sk, &child))
+		return sock_lookup(sk);
+	if (child.kind == TH_NET_KIND_UNKNOWN && child.direction == TH_NET_DIR_IN)
+		child.kind = TH_NET_KIND_LISTENER;
 	return sock_store(sk, &child, 0);
 }
 
@@ -1020,23 +1037,12 @@ int seed_listeners(struct bpf_iter__task_file *ctx)
 {
 	struct task_struct *task = ctx->task;
 	struct sock *sk = file_tcp_sock(ctx->file);
-	struct net_listener l = {};
-	struct net_listen_key k;
 	char mark = 'L';
 
 	if (!task || !sk || sk->__sk_common.skc_state != TCP_LISTEN)
 		return 0;
-	fill_listen_key(&k, sk);
-	l.sk = (__u64)sk;
-	if (th_filter_pass_task(task)) {
-		fill_task_owner(&l.owner, task);
-		l.kind = TH_NET_KIND_LISTENER;
-	} else {
-		l.kind = TH_NET_KIND_EXCLUDED;
-	}
 	/* NOEXIST: a listen() since the start, or an earlier process holding this listener */
-	if (bpf_map_update_elem(&listeners, &k, &l, BPF_NOEXIST) == 0 &&
-	    l.kind == TH_NET_KIND_LISTENER)
+	if (put_listener(sk, task, 0, BPF_NOEXIST) == TH_NET_KIND_LISTENER)
 		bpf_seq_write(ctx->meta->seq, &mark, 1);
 	return 0;
 }
@@ -1047,8 +1053,6 @@ int seed_sockets(struct bpf_iter__task_file *ctx)
 	struct task_struct *task = ctx->task;
 	struct sock *sk = file_tcp_sock(ctx->file);
 	struct net_sock_state st = {}, *old;
-	struct net_listen_key k;
-	struct net_listener *l;
 	char mark = 'S';
 
 	if (!task || !sk)
@@ -1067,16 +1071,10 @@ int seed_sockets(struct bpf_iter__task_file *ctx)
 	}
 	if (!sk_ports_pass(sk))
 		return 0;
-	if (th_filter_pass_task(task)) {
-		fill_task_owner(&st.owner, task);
-		st.kind = TH_NET_KIND_UNKNOWN; /* no start time: metrics, no events */
-	} else {
-		st.kind = TH_NET_KIND_EXCLUDED;
-	}
+	/* no start time: metrics, no events */
+	st.kind = take_owner(&st.owner, sk, task, 0) ? TH_NET_KIND_UNKNOWN : TH_NET_KIND_EXCLUDED;
 	st.sport = sk->__sk_common.skc_num;
-	fill_listen_key(&k, sk);
-	l = bpf_map_lookup_elem(&listeners, &k);
-	st.direction = l && l->sk != (__u64)sk ? TH_NET_DIR_IN : TH_NET_DIR_OUT;
+	st.direction = listener_of(sk) ? TH_NET_DIR_IN : TH_NET_DIR_OUT;
 	old = sock_lookup(sk);
 	if (old) {
 		/* adopted since the start without an owner (an RTT sample, a retransmit): now it

@@ -167,4 +167,13 @@ inline constexpr bool is_scalar_int_v = (std::is_integral_v<T> ||
                                          std::is_enum_v<T>)&&(sizeof(T) == 1 || sizeof(T) == 2 ||
                                                               sizeof(T) == 4 || sizeof(T) == 8);
 
+// ok() when the host's th_host_api reaches `end` (offsetof + sizeof of the member a call needs,
+// added in plugin API 1.`minor`); else kAbi naming both versions. `what` names the call.
+inline Status require_host_api(const th_host_api* api, std::size_t end, std::string_view what,
+                               int minor) {
+  if (api->struct_size >= end) return ok();
+  return Error(ErrorKind::kAbi, concat(what, " needs plugin API 1.", minor, "; this host provides ",
+                                       api->api_major, ".", api->api_minor, ": upgrade tracehost"));
+}
+
 }  // namespace tracehost::detail

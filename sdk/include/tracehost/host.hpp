@@ -398,12 +398,9 @@ class BpfObject {
   // Runs the iterator program `program` (SEC("iter/...")) once, start to end, and returns what
   // it wrote (bpf_seq_write / bpf_seq_printf). After load(). Needs plugin API 1.2 on the host.
   [[nodiscard]] Result<std::string> run_iterator(std::string_view program) const {
-    if (api_->struct_size < offsetof(th_host_api, bpf_run_iter) + sizeof(api_->bpf_run_iter)) {
-      return Error(ErrorKind::kAbi,
-                   detail::concat("running a BPF iterator needs plugin API 1.2; this host "
-                                  "provides ",
-                                  api_->api_major, ".", api_->api_minor, ": upgrade tracehost"));
-    }
+    TH_TRY(detail::require_host_api(
+        api_, offsetof(th_host_api, bpf_run_iter) + sizeof(api_->bpf_run_iter),
+        "running a BPF iterator", 2));
     std::string out;
     th_iter_output_fn append = [](void* user, const void* data, size_t size) {
       static_cast<std::string*>(user)->append(static_cast<const char*>(data), size);
@@ -768,13 +765,9 @@ inline Status Events::bind(const Map& ringbuf, std::string_view topic) const {
 inline Status Events::bind(const Map& ringbuf, std::string_view topic, std::uint32_t flags) const {
   const th_host_api* api = host_->api_;
   if (flags == 0) return bind(ringbuf, topic);
-  if (api->struct_size < offsetof(th_host_api, event_bind_ringbuf_flags) +
-                             sizeof(api->event_bind_ringbuf_flags)) {
-    return Error(ErrorKind::kAbi,
-                 detail::concat("binding ring buffer flags needs plugin API 1.1; this host "
-                                "provides ",
-                                api->api_major, ".", api->api_minor, ": upgrade tracehost"));
-  }
+  TH_TRY(detail::require_host_api(
+      api, offsetof(th_host_api, event_bind_ringbuf_flags) + sizeof(api->event_bind_ringbuf_flags),
+      "binding ring buffer flags", 1));
   return detail::call(api->event_bind_ringbuf_flags, api->host, ringbuf.c(),
                       detail::c_str(topic).c_str(), flags);
 }
