@@ -26,8 +26,11 @@ namespace {
 thread_local std::string* t_capture = nullptr;
 
 // Lines of the verifier log kept in a load error: enough for the rejected instruction and the
-// register state leading to it, short enough to read in a terminal.
+// register state leading to it, short enough to read in a terminal. The byte budget keeps the
+// excerpt, with the context the error collects on its way, within a th_error's message
+// (TH_ERROR_MESSAGE_MAX): verifier lines with register states run to hundreds of bytes.
 constexpr std::size_t kLogTailLines = 60;
+constexpr std::size_t kLogTailBytes = 3000;
 
 int libbpf_print(enum libbpf_print_level level, const char* format, va_list args) {
   const bool capture = t_capture != nullptr && level != LIBBPF_DEBUG;
@@ -83,19 +86,25 @@ std::vector<std::string_view> split_lines(std::string_view text) {
   return lines;
 }
 
+// lines[from..] if they fit in max_lines and max_bytes, else (with keep_first, lines[from] and)
+// "... (N lines omitted)" and as many of the last lines as fit, at least one
 std::string join_tail(const std::vector<std::string_view>& lines, std::size_t from,
-                      std::size_t max_lines, bool keep_first) {
+                      std::size_t max_lines, std::size_t max_bytes, bool keep_first) {
   std::string out;
   if (from >= lines.size()) return out;
-  std::size_t count = lines.size() - from;
-  std::size_t start = from;
-  if (count > max_lines) {
-    if (keep_first) {
-      out += lines[from];
-      out += '\n';
-    }
-    out += "... (" + std::to_string(count - max_lines) + " lines omitted)\n";
-    start = lines.size() - max_lines;
+  const std::size_t first_tail = keep_first ? from + 1 : from;
+  std::size_t start = lines.size();
+  std::size_t bytes = keep_first ? lines[from].size() + 1 : 0;
+  while (start > first_tail && lines.size() - start < max_lines &&
+         (start == lines.size() || bytes + lines[start - 1].size() + 1 <= max_bytes)) {
+    bytes += lines[--start].size() + 1;
+  }
+  if (keep_first) {
+    out += lines[from];
+    out += '\n';
+  }
+  if (start > first_tail) {
+    out += "... (" + std::to_string(start - first_tail) + " lines omitted)\n";
   }
   for (std::size_t i = start; i < lines.size(); ++i) {
     out += lines[i];
@@ -113,10 +122,10 @@ std::string verifier_log_tail(std::string_view captured) {
   std::erase_if(lines, [](std::string_view l) { return l.find("ulimit -l") != l.npos; });
   for (std::size_t i = lines.size(); i-- > 0;) {
     if (lines[i].find("-- BEGIN PROG LOAD LOG --") != std::string_view::npos) {
-      return join_tail(lines, i, kLogTailLines, /*keep_first=*/true);
+      return join_tail(lines, i, kLogTailLines, kLogTailBytes, /*keep_first=*/true);
     }
   }
-  return join_tail(lines, 0, 20, /*keep_first=*/false);
+  return join_tail(lines, 0, 20, kLogTailBytes, /*keep_first=*/false);
 }
 
 void install_libbpf_logging() {

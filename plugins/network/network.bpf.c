@@ -83,6 +83,19 @@ struct {
 /* entries in sock_state: while 0 (the common case) a slot miss needs no hash lookup */
 __u64 overflow_entries = 0;
 
+/* sockets the start-up walk found, by address, until first seen (claim_walked()); sized by the
+ * plugin (max_connections). Allocated on use. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct net_walked_sock);
+} sock_walked SEC(".maps");
+
+/* entries in sock_walked: while 0 (once every walked socket was seen) a miss costs no lookup */
+__u64 walked_entries = 0;
+
 /* listeners' owners, by (netns, family, port); sized by the plugin */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -550,11 +563,39 @@ static __always_inline struct net_sock_state *unseen_state(const struct sock *sk
 	return st;
 }
 
-/* unseen_state() stored as sk's entry (deleted at CLOSE like any other); NULL: not reported */
+/*
+ * The state the start-up walk gave sk, moved into the socket table now that sk's cookie can be
+ * taken; NULL when the walk did not find sk. An entry whose addresses or remote port differ
+ * belongs to a socket that closed while the walk ran and whose memory sk reuses: dropped.
+ */
+static __always_inline struct net_sock_state *claim_walked(const struct sock *sk)
+{
+	const struct sock_common *skc = &sk->__sk_common;
+	struct net_sock_state *st = 0;
+	struct net_walked_sock *w;
+	__u64 addr = (__u64)sk;
+
+	if (!walked_entries)
+		return 0;
+	w = bpf_map_lookup_elem(&sock_walked, &addr);
+	if (!w)
+		return 0;
+	if (w->addrpair == skc->skc_addrpair && w->dport == skc->skc_dport &&
+	    w->family == skc->skc_family)
+		st = sock_store(sk, &w->st, 0);
+	if (bpf_map_delete_elem(&sock_walked, &addr) == 0)
+		__sync_fetch_and_add(&walked_entries, -1);
+	return st;
+}
+
+/* sk's state on first sight: the walk's, else unseen_state() stored as sk's entry (deleted at
+ * CLOSE like any other); NULL: not reported */
 static __always_inline struct net_sock_state *adopt(const struct sock *sk)
 {
-	struct net_sock_state st;
+	struct net_sock_state st, *walked = claim_walked(sk);
 
+	if (walked)
+		return walked;
 	return unseen_state(sk, &st) ? sock_store(sk, &st, 0) : 0;
 }
 
@@ -798,6 +839,8 @@ static __always_inline void on_closed(const struct sock *sk, int oldstate)
 		return;
 	}
 	st = sock_lookup(sk);
+	if (!st)
+		st = claim_walked(sk); /* open before the start, not seen since */
 	if (oldstate == TCP_SYN_SENT)
 		on_failed(sk, st);
 	else if (oldstate != TCP_SYN_RECV)
@@ -1032,6 +1075,33 @@ static __always_inline struct sock *file_tcp_sock(struct file *file)
 	return sk;
 }
 
+/*
+ * Keeps st for sk in sock_walked until the programs above first see sk (claim_walked()): an
+ * iterator's socket pointer is one the cookie helper refuses, so the table's key cannot be taken
+ * here. 0 when sk is there already (held by an earlier process too: the first keeps it) or the
+ * map is full (counted as untracked).
+ */
+static __always_inline int put_walked(const struct sock *sk, const struct net_sock_state *st)
+{
+	const struct sock_common *skc = &sk->__sk_common;
+	struct net_walked_sock w = {};
+	__u64 addr = (__u64)sk;
+	long err;
+
+	w.st = *st;
+	w.addrpair = skc->skc_addrpair;
+	w.dport = skc->skc_dport;
+	w.family = skc->skc_family;
+	err = bpf_map_update_elem(&sock_walked, &addr, &w, BPF_NOEXIST);
+	if (err) {
+		if (err != -17 /* EEXIST */)
+			count_untracked();
+		return 0;
+	}
+	__sync_fetch_and_add(&walked_entries, 1);
+	return 1;
+}
+
 SEC("iter/task_file")
 int seed_listeners(struct bpf_iter__task_file *ctx)
 {
@@ -1054,6 +1124,7 @@ int seed_sockets(struct bpf_iter__task_file *ctx)
 	struct sock *sk = file_tcp_sock(ctx->file);
 	struct net_sock_state st = {}, *old;
 	char mark = 'S';
+	__u64 id;
 
 	if (!task || !sk)
 		return 0;
@@ -1075,7 +1146,9 @@ int seed_sockets(struct bpf_iter__task_file *ctx)
 	st.kind = take_owner(&st.owner, sk, task, 0) ? TH_NET_KIND_UNKNOWN : TH_NET_KIND_EXCLUDED;
 	st.sport = sk->__sk_common.skc_num;
 	st.direction = listener_of(sk) ? TH_NET_DIR_IN : TH_NET_DIR_OUT;
-	old = sock_lookup(sk);
+	/* a socket with an entry has a cookie: the programs above took it */
+	id = sk->__sk_common.skc_cookie.counter;
+	old = id ? sock_find(id, sock_slot(id)) : 0;
 	if (old) {
 		/* adopted since the start without an owner (an RTT sample, a retransmit): now it
 		 * has one */
@@ -1088,7 +1161,7 @@ int seed_sockets(struct bpf_iter__task_file *ctx)
 		}
 		return 0;
 	}
-	if (sock_store(sk, &st, 0) && st.kind == TH_NET_KIND_UNKNOWN)
+	if (put_walked(sk, &st) && st.kind == TH_NET_KIND_UNKNOWN)
 		bpf_seq_write(ctx->meta->seq, &mark, 1);
 	return 0;
 }

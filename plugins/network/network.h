@@ -74,8 +74,8 @@ struct net_owner {
   char comm[TH_COMM_LEN];
 }; /* 40 bytes */
 
-/* per-socket state: hash keyed by the socket's address, inserted at connect() / the accepted
- * child's ESTABLISHED (or on first sight), deleted when the socket reaches CLOSE */
+/* per-socket state: in the socket table (keyed by the socket's cookie), inserted at connect() /
+ * the accepted child's ESTABLISHED (or on first sight), deleted when the socket reaches CLOSE */
 struct net_sock_state {
   __u64 start_ns;       /* connect() (CLOSE -> SYN_SENT) */
   __u64 established_ns; /* -> ESTABLISHED */
@@ -94,6 +94,18 @@ struct net_sock_slot {
   __u64 cookie;
   __u64 sk;
   struct net_sock_state st;
+}; /* 96 bytes */
+
+/* a socket the start-up walk found (open before the plugin started), kept by the socket's
+ * address until the programs first see it and can take its cookie (the walk cannot: the kernel
+ * hands iterators a socket pointer the cookie helper refuses); the address pair and the remote
+ * port tell it from a later socket at the same address */
+struct net_walked_sock {
+  struct net_sock_state st;
+  __u64 addrpair; /* sock_common.skc_addrpair: IPv4 remote and local address */
+  __u16 dport;    /* sock_common.skc_dport, network order */
+  __u16 family;
+  __u32 pad;
 }; /* 96 bytes */
 
 /* listeners: keyed by network namespace, family and local port; children look their owner

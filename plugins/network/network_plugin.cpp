@@ -31,6 +31,7 @@ namespace {
 static_assert(sizeof(th_event_header) == 48);
 static_assert(sizeof(net_sock_state) == 80);
 static_assert(sizeof(net_sock_slot) == 96);
+static_assert(sizeof(net_walked_sock) == 96);
 
 // slots of the direct-mapped socket table: 8192 x 96 bytes = 768 KiB
 constexpr std::uint32_t kMaxSlots = 8192;
@@ -372,9 +373,25 @@ class NetworkPlugin final : public Plugin {
   Status start(Host& host) override {
     TH_ASSIGN_OR_RETURN(Settings s, read_settings(host));
 
-    TH_ASSIGN_OR_RETURN(BpfObject obj, host.bpf().open("network", embedded::network_bpf()));
-    TH_TRY(configure(obj, s));
-    TH_TRY(obj.load());
+    // The start-up walk is the one part that needs iterator programs, whose pointer rules
+    // kernels keep tightening (6.18.44 refused the cookie helper on an iterator's socket, which
+    // took the whole plugin down). A kernel that refuses them still gets everything else.
+    bool walk = true;
+    Result<BpfObject> loaded = open_and_load(host, s, /*walk=*/true);
+    if (!loaded && loaded.error().kind() == ErrorKind::kLoadFailed) {
+      const Error refused = loaded.error();
+      loaded = open_and_load(host, s, /*walk=*/false);
+      if (!loaded) return refused;  // not the walk's doing: its error says what is
+      walk = false;
+      host.log().warn(
+          "this kernel refuses the start-up walk's programs (seed_listeners, seed_sockets), so "
+          "sockets that were open before the start are adopted as described in the plugin's "
+          "README instead of given the processes holding them; everything else runs. The "
+          "kernel's reason (run with log_level = \"debug\" for the whole verifier log): ",
+          verifier_reason(refused.message()));
+    }
+    if (!loaded) return loaded.error();
+    BpfObject obj = std::move(loaded).value();
     TH_TRY(fill_task_filter(obj, s.tasks));
     if (!s.ports.empty()) {
       TH_ASSIGN_OR_RETURN(Map ports, obj.map("port_filter"));
@@ -391,10 +408,12 @@ class NetworkPlugin final : public Plugin {
     if (s.rtt) TH_TRY(obj.attach("handle_tcp_probe", tp_btf("tcp_probe")));
     // then the sockets that were open before: listeners first, so that the connections they
     // accepted are known as inbound
-    TH_ASSIGN_OR_RETURN(std::string listeners, obj.run_iterator("seed_listeners"));
-    TH_ASSIGN_OR_RETURN(std::string sockets, obj.run_iterator("seed_sockets"));
-    host.log().info("attributed ", listeners.size(), " listener(s) and ", sockets.size(),
-                    " connection(s) that were open before the start to their processes");
+    if (walk) {
+      TH_ASSIGN_OR_RETURN(std::string listeners, obj.run_iterator("seed_listeners"));
+      TH_ASSIGN_OR_RETURN(std::string sockets, obj.run_iterator("seed_sockets"));
+      host.log().info("attributed ", listeners.size(), " listener(s) and ", sockets.size(),
+                      " connection(s) that were open before the start to their processes");
+    }
 
     std::string labels;
     for (const auto& l : kLabels) {
@@ -420,6 +439,36 @@ class NetworkPlugin final : public Plugin {
   }
 
  private:
+  // The plugin's object opened, configured and loaded; walk = false leaves the start-up walk's
+  // iterators out.
+  static Result<BpfObject> open_and_load(Host& host, const Settings& s, bool walk) {
+    TH_ASSIGN_OR_RETURN(BpfObject obj, host.bpf().open("network", embedded::network_bpf()));
+    TH_TRY(configure(obj, s));
+    TH_TRY(obj.set_autoload("seed_listeners", walk));
+    TH_TRY(obj.set_autoload("seed_sockets", walk));
+    TH_TRY(obj.load());
+    return obj;
+  }
+
+  // A verifier log's reason: its last line before the statistics it ends with ("processed N
+  // insns", "verification time", "stack depth"); else the message's last line.
+  static std::string_view verifier_reason(std::string_view text) {
+    if (const auto end = text.rfind("-- END PROG LOAD LOG --"); end != std::string_view::npos) {
+      text = text.substr(0, end);
+    }
+    while (!text.empty()) {
+      while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+      const auto nl = text.rfind('\n');
+      const std::string_view line = nl == std::string_view::npos ? text : text.substr(nl + 1);
+      if (!line.starts_with("processed ") && !line.starts_with("verification time") &&
+          !line.starts_with("stack depth")) {
+        return line;
+      }
+      text = nl == std::string_view::npos ? std::string_view{} : text.substr(0, nl);
+    }
+    return text;
+  }
+
   static Status configure(const BpfObject& obj, const Settings& s) {
     auto u32 = [](bool b) { return static_cast<std::uint32_t>(b ? 1 : 0); };
     TH_TRY(configure_task_filter(obj, s.tasks));
@@ -448,6 +497,7 @@ class NetworkPlugin final : public Plugin {
     TH_TRY(obj.set_max_entries("sock_slots", slots));
     TH_TRY(obj.set_rodata("slot_mask", slots - 1));
     TH_TRY(obj.set_max_entries("sock_state", s.max_connections));
+    TH_TRY(obj.set_max_entries("sock_walked", s.max_connections));
     TH_TRY(obj.set_max_entries("listeners", std::max<std::uint32_t>(s.max_connections / 16, 64)));
     for (std::string_view map : {"conn_stats", "fail_stats", "retrans_stats"}) {
       TH_TRY(obj.set_max_entries(map, s.map_entries));

@@ -475,6 +475,34 @@ TEST(SdkExport, ThrowingConstructorBecomesInternalError) {
   EXPECT_NE(std::string(err.message).find("threw on purpose"), std::string::npos) << err.message;
 }
 
+// A message longer than th_error holds (a verifier log) keeps its first line, which says what
+// failed, and its last lines, which say why.
+TEST(SdkError, LongMessageKeepsItsHeadAndTail) {
+  std::string msg = "the kernel verifier rejected program 'p'; log:\n";
+  for (int i = 0; msg.size() < 3 * TH_ERROR_MESSAGE_MAX; ++i) {
+    msg += "insn " + std::to_string(i) + ": " + std::string(200, 'r') + "\n";
+  }
+  msg += "R1 type=untrusted_ptr_ expected=sock_common\n-- END PROG LOAD LOG --";
+  th_error c{};
+  th::Error(th::ErrorKind::kLoadFailed, msg, 13, "plugin x").to_c(&c);
+  const std::string out(c.message);
+  EXPECT_LT(out.size(), std::size_t{TH_ERROR_MESSAGE_MAX});
+  EXPECT_GT(out.size(), std::size_t{TH_ERROR_MESSAGE_MAX} - 300);
+  EXPECT_EQ(out.rfind("plugin x: the kernel verifier rejected program 'p'; log:\n", 0), 0u);
+  EXPECT_NE(out.find("(message shortened)"), std::string::npos);
+  EXPECT_TRUE(
+      out.ends_with("R1 type=untrusted_ptr_ expected=sock_common\n"
+                    "-- END PROG LOAD LOG -- (Permission denied)"))
+      << out.substr(out.size() - 200);
+  // the tail starts at a line: no half instruction after the gap
+  const std::size_t gap = out.find("shortened) ...\n");
+  EXPECT_EQ(out.compare(gap + 15, 5, "insn "), 0) << out.substr(gap, 40);
+
+  const std::string short_msg = "short";
+  th::Error(th::ErrorKind::kLoadFailed, short_msg).to_c(&c);
+  EXPECT_STREQ(c.message, "short");
+}
+
 TEST(SdkExport, MakeErrorKeepsItsKind) {
   Library lib(case_library("create_fails"));
   ASSERT_NE(lib.handle(), nullptr) << dlerror();

@@ -78,16 +78,35 @@ class Error {
     return out;
   }
 
-  // Fills a caller-owned C error. Truncates the message to fit.
+  // Fills a caller-owned C error. A message too long for it loses its middle, not its end: the
+  // first line says what failed, the last ones (of a verifier log, say) why.
   void to_c(th_error* out) const noexcept {
     if (out == nullptr) return;
     out->struct_size = sizeof(th_error);
     out->status = static_cast<int32_t>(kind_);
     out->sys_errno = errno_;
-    std::string text = describe();
-    std::size_t n = text.size() < TH_ERROR_MESSAGE_MAX - 1 ? text.size() : TH_ERROR_MESSAGE_MAX - 1;
-    std::memcpy(out->message, text.data(), n);
-    out->message[n] = '\0';
+    const std::string text = describe();
+    constexpr std::size_t kRoom = TH_ERROR_MESSAGE_MAX - 1;
+    if (text.size() <= kRoom) {
+      std::memcpy(out->message, text.data(), text.size());
+      out->message[text.size()] = '\0';
+      return;
+    }
+    // head: up to the first line break within a quarter of the room; tail: from a line start
+    constexpr std::string_view kGap = "\n... (message shortened) ...\n";
+    std::size_t head = text.rfind('\n', kRoom / 4);
+    if (head == std::string::npos || head == 0) head = kRoom / 4;
+    std::size_t tail_from = text.size() - (kRoom - head - kGap.size());
+    if (std::size_t nl = text.find('\n', tail_from);
+        nl != std::string::npos && nl + 1 < text.size() && nl - tail_from < kRoom / 8) {
+      tail_from = nl + 1;
+    }
+    char* p = out->message;
+    p = static_cast<char*>(std::memcpy(p, text.data(), head)) + head;
+    p = static_cast<char*>(std::memcpy(p, kGap.data(), kGap.size())) + kGap.size();
+    const std::size_t tail = text.size() - tail_from;
+    std::memcpy(p, text.data() + tail_from, tail);
+    p[tail] = '\0';
   }
 
   static Error from_c(th_status status, const th_error& err) {

@@ -76,6 +76,18 @@ TEST(BpfObjectUnit, VerifierLogTailKeepsTheRejectedProgramsLog) {
   EXPECT_EQ(tail.find("insn 0\n"), std::string::npos);
   EXPECT_NE(tail.find("insn 99\n"), std::string::npos);
 
+  // lines with register states run to hundreds of bytes: the excerpt keeps to its byte budget
+  // and still ends with the reason
+  std::string wide = "libbpf: prog 'c': -- BEGIN PROG LOAD LOG --\n";
+  for (int i = 0; i < 60; ++i) wide += "insn " + std::to_string(i) + std::string(250, ' ') + "\n";
+  wide += "R1 type=untrusted_ptr_ expected=sock_common\n";
+  const std::string wide_tail = verifier_log_tail(wide);
+  EXPECT_LE(wide_tail.size(), 3000u);
+  EXPECT_NE(wide_tail.find("BEGIN PROG LOAD LOG"), std::string::npos);
+  EXPECT_NE(wide_tail.find("lines omitted"), std::string::npos);
+  EXPECT_TRUE(wide_tail.ends_with("insn 59" + std::string(250, ' ') +
+                                  "\nR1 type=untrusted_ptr_ expected=sock_common\n"));
+
   EXPECT_EQ(verifier_log_tail("libbpf: only a warning\n"), "libbpf: only a warning\n");
   // the host never touches RLIMIT_MEMLOCK: libbpf's hint about it is dropped
   EXPECT_EQ(verifier_log_tail("a\nlibbpf: permission error; try raising 'ulimit -l'?\nb\n"),
