@@ -183,6 +183,10 @@ th_status c_bpf_attach_deferred(th_host* h, th_error* err) {
 th_status c_bpf_detach(th_host* h, th_probe_id probe, th_error* err) {
   return guarded(h, err, [&](PluginContext& c) { return c.bpf_detach(probe); });
 }
+th_status c_bpf_probe_set_enabled(th_host* h, th_probe_id probe, int32_t enabled, th_error* err) {
+  return guarded(h, err,
+                 [&](PluginContext& c) { return c.bpf_probe_set_enabled(probe, enabled != 0); });
+}
 th_status c_bpf_list_probes(th_host* h, th_probe_info_fn fn, void* user, th_error* err) {
   return guarded(h, err, [&](PluginContext& c) { return c.bpf_list_probes(fn, user); });
 }
@@ -337,6 +341,7 @@ PluginContext::PluginContext(std::string owner, HostCore& core, PluginConfig con
   api_.event_bind_ringbuf = c_event_bind_ringbuf;
   api_.event_bind_ringbuf_flags = c_event_bind_ringbuf_flags;
   api_.bpf_run_iter = c_bpf_run_iter;
+  api_.bpf_probe_set_enabled = c_bpf_probe_set_enabled;
   api_.event_publish = c_event_publish;
   api_.event_subscribe = c_event_subscribe;
   api_.event_unsubscribe = c_event_unsubscribe;
@@ -618,6 +623,10 @@ Status PluginContext::bpf_run_iter(th_bpf_object* obj, const char* program, th_i
 }
 
 Status PluginContext::bpf_detach(th_probe_id probe) { return probes_.detach(probe); }
+
+Status PluginContext::bpf_probe_set_enabled(th_probe_id probe, bool enabled) {
+  return probes_.set_enabled(probe, enabled);
+}
 
 Status PluginContext::bpf_list_probes(th_probe_info_fn fn, void* user) {
   if (fn == nullptr) return null_arg("fn");

@@ -117,6 +117,7 @@ class PluginContext {
                                  const th_attach_spec* spec);
   Status bpf_run_iter(th_bpf_object* obj, const char* program, th_iter_output_fn fn, void* user);
   Status bpf_detach(th_probe_id probe);
+  Status bpf_probe_set_enabled(th_probe_id probe, bool enabled);
   Status bpf_list_probes(th_probe_info_fn fn, void* user);
   Result<th_map*> map_find(const char* name);
   Status map_info(th_map* map, th_map_info* out);

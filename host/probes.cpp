@@ -91,6 +91,8 @@ std::string_view to_string(ProbeState state) noexcept {
       return "detached";
     case ProbeState::kFailed:
       return "failed";
+    case ProbeState::kPaused:
+      return "paused";
   }
   return "unknown";
 }
@@ -499,6 +501,35 @@ Status ProbeSet::detach(ProbeId id) {
                "plugin " + owner_ + " has no probe with id " + std::to_string(id), ENOENT);
 }
 
+Status ProbeSet::set_enabled(ProbeId id, bool enabled) {
+  std::lock_guard lock(mu_);
+  for (auto& probe : probes_) {
+    if (probe->id != id) continue;
+    const ProbeState want = enabled ? ProbeState::kAttached : ProbeState::kPaused;
+    if (probe->state == want) return ok();
+    if (probe->state != ProbeState::kAttached && probe->state != ProbeState::kPaused) {
+      return Error(ErrorKind::kInvalidArgument,
+                   std::string("only an attached probe can be paused and only a paused one "
+                               "resumed; this one is ") +
+                       std::string(to_string(probe->state)),
+                   EINVAL, probe->where(owner_));
+    }
+    if (!enabled) {
+      probe->links.clear();
+      probe->state = ProbeState::kPaused;
+      return ok();
+    }
+    if (auto st = attach_now(*probe); !st.ok()) {
+      probe->state = ProbeState::kFailed;
+      probe->error = st.error().describe();
+      return st;
+    }
+    return ok();
+  }
+  return Error(ErrorKind::kNotFound,
+               "plugin " + owner_ + " has no probe with id " + std::to_string(id), ENOENT);
+}
+
 void ProbeSet::detach_object(const BpfObject& object) {
   std::lock_guard lock(mu_);
   for (auto& probe : probes_) {
@@ -509,7 +540,8 @@ void ProbeSet::detach_object(const BpfObject& object) {
 void ProbeSet::detach_all() {
   std::lock_guard lock(mu_);
   for (auto& probe : probes_) {
-    if (probe->state == ProbeState::kAttached || probe->state == ProbeState::kDeclared) {
+    if (probe->state == ProbeState::kAttached || probe->state == ProbeState::kDeclared ||
+        probe->state == ProbeState::kPaused) {
       probe->release();
     }
     probe->object = nullptr;
@@ -524,7 +556,9 @@ std::vector<ProbeInfo> ProbeSet::list() const {
     out.push_back({probe->id, probe->object_name, probe->program, probe->spec.kind,
                    describe_target(probe->spec), probe->state,
                    static_cast<std::uint32_t>(probe->links.size()), probe->error,
-                   probe->state == ProbeState::kAttached ? probe->prog_fd : -1});
+                   probe->state == ProbeState::kAttached || probe->state == ProbeState::kPaused
+                       ? probe->prog_fd
+                       : -1});
   }
   return out;
 }

@@ -43,6 +43,7 @@ enum class ProbeState : int {
   kAttached = TH_PROBE_ATTACHED,
   kDetached = TH_PROBE_DETACHED,
   kFailed = TH_PROBE_FAILED,  // deferred attach failed; ProbeInfo::error says why
+  kPaused = TH_PROBE_PAUSED,  // set_enabled(false): no links, resumable
 };
 
 std::string_view to_string(ProbeState state) noexcept;  // "declared", "attached", …
@@ -114,6 +115,12 @@ class ProbeSet {
 
   // Destroys the probe's links; it stays listed as kDetached. kNotFound for an unknown id.
   Status detach(ProbeId id);
+
+  // Pauses an attached probe (its links destroyed, state kPaused) or resumes a paused one (its
+  // links created again from the same spec; on failure kFailed with the reason, returned).
+  // Either on a probe already in that state: ok, nothing done. kNotFound for an unknown id,
+  // kInvalidArgument for a declared, detached or failed probe.
+  Status set_enabled(ProbeId id, bool enabled);
 
   // Detaches every probe made from `object` (before destroying the object).
   void detach_object(const BpfObject& object);

@@ -366,6 +366,29 @@ TEST(SdkHost, RunIteratorNeedsApi12) {
   EXPECT_NE(old.error().message().find("API 1.2"), std::string::npos) << old.error().message();
 }
 
+TEST(SdkHost, PauseAndResumeNeedApi13) {
+  FakeHost fake;
+  static std::vector<std::pair<th_probe_id, std::int32_t>> calls;
+  calls.clear();
+  fake.api.bpf_probe_set_enabled = [](th_host*, th_probe_id probe, std::int32_t enabled,
+                                      th_error*) {
+    calls.emplace_back(probe, enabled);
+    return TH_OK;
+  };
+  th::Probe probe(&fake.api, 42);
+  EXPECT_TRUE(probe.pause().ok());
+  EXPECT_TRUE(probe.resume().ok());
+  EXPECT_EQ(calls, (std::vector<std::pair<th_probe_id, std::int32_t>>{{42, 0}, {42, 1}}));
+
+  fake.api.struct_size = offsetof(th_host_api, bpf_probe_set_enabled);
+  fake.api.api_minor = 2;
+  auto old = probe.pause();
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.error().kind(), tracehost::ErrorKind::kAbi);
+  EXPECT_NE(old.error().message().find("API 1.3"), std::string::npos) << old.error().message();
+  EXPECT_EQ(calls.size(), 2u);
+}
+
 TEST(SdkHost, MetricRemoveIsItsOwnOp) {
   FakeHost fake;
   th::Metric m(&fake.api, nullptr);

@@ -312,6 +312,59 @@ TEST_F(BpfProbes, DeferredProbesAttachLater) {
   EXPECT_EQ(unknown.error().kind(), ErrorKind::kNotFound);
 }
 
+// A paused probe is not called at all (its links are gone) and keeps its id; resumed, it counts
+// again from the same spec. Pausing or resuming twice is harmless; only attached and paused
+// probes take either.
+TEST_F(BpfProbes, PausedProbesDoNotRunAndResume) {
+  TRACEHOST_REQUIRE_BPF_PRIVILEGES();
+  auto obj = open_probes();
+  ASSERT_TRUE(obj);
+  TH_ASSERT_OK(obj->load());
+  MapRegistry maps;
+  TH_ASSERT_OK(maps.register_object(*obj));
+  ProbeSet probes("test");
+  auto id = probes.attach(*obj, "tht_btf_enter", AttachSpec::tp_btf("sys_enter"));
+  TH_ASSERT_OK(id);
+  call_getppid(3);
+  EXPECT_EQ(read_slot(maps, THT_SLOT_TP_BTF), 3u);
+
+  TH_ASSERT_OK(probes.set_enabled(*id, false));
+  TH_EXPECT_OK(probes.set_enabled(*id, false));
+  auto listed = probes.list();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].state, ProbeState::kPaused);
+  EXPECT_EQ(listed[0].link_count, 0u);
+  EXPECT_GE(listed[0].prog_fd, 0) << "its run statistics stay readable";
+  EXPECT_EQ(probes.link_count(), 0u);
+  call_getppid(5);
+  EXPECT_EQ(read_slot(maps, THT_SLOT_TP_BTF), 3u) << "a paused probe must not run";
+
+  TH_ASSERT_OK(probes.set_enabled(*id, true));
+  TH_EXPECT_OK(probes.set_enabled(*id, true));
+  EXPECT_EQ(probes.list()[0].state, ProbeState::kAttached);
+  EXPECT_EQ(probes.link_count(), 1u);
+  call_getppid(4);
+  EXPECT_EQ(read_slot(maps, THT_SLOT_TP_BTF), 7u);
+
+  auto unknown = probes.set_enabled(987654321, false);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().kind(), ErrorKind::kNotFound);
+  TH_ASSERT_OK(probes.detach(*id));
+  auto detached = probes.set_enabled(*id, true);
+  ASSERT_FALSE(detached.ok());
+  EXPECT_EQ(detached.error().kind(), ErrorKind::kInvalidArgument);
+  EXPECT_NE(detached.error().message().find("detached"), std::string::npos)
+      << detached.error().describe();
+
+  // paused when everything is detached: released like any other
+  auto again = probes.attach(*obj, "tht_btf_enter", AttachSpec::tp_btf("sys_enter"));
+  TH_ASSERT_OK(again);
+  TH_ASSERT_OK(probes.set_enabled(*again, false));
+  probes.detach_all();
+  EXPECT_EQ(probes.list()[1].state, ProbeState::kDetached);
+  EXPECT_FALSE(probes.set_enabled(*again, true).ok());
+}
+
 TEST_F(BpfProbes, DeferredFailureIsRecorded) {
   TRACEHOST_REQUIRE_BPF_PRIVILEGES();
   auto obj = open_probes();

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define TRACEHOST_PLUGIN_API_MAJOR 1
-#define TRACEHOST_PLUGIN_API_MINOR 2
+#define TRACEHOST_PLUGIN_API_MINOR 3
 
 /* Name of the exported symbol. It is a Boost.DLL alias: a `const void*` variable named
  * `tracehost_plugin` (in section "boostdll") whose value is the address of a function
@@ -307,7 +307,8 @@ typedef enum th_probe_state {
   TH_PROBE_DECLARED = 1,
   TH_PROBE_ATTACHED = 2,
   TH_PROBE_DETACHED = 3,
-  TH_PROBE_FAILED = 4
+  TH_PROBE_FAILED = 4,
+  TH_PROBE_PAUSED = 5 /* API 1.3: bpf_probe_set_enabled(..., 0); resumable */
 } th_probe_state;
 
 typedef struct th_probe_info {
@@ -467,6 +468,19 @@ typedef struct th_host_api {
    * e.g. sockets that existed before the plugin started (SEC("iter/task_file")). */
   th_status (*bpf_run_iter)(th_host* host, th_bpf_object* obj, const char* program,
                             th_iter_output_fn fn, void* user, th_error* err);
+
+  /* --- API 1.3 (check struct_size before use) --- */
+  /* Pauses (enabled = 0) or resumes (enabled != 0) an attached probe of this plugin, keeping
+   * its id: pausing destroys its links, so the kernel stops calling the program (no dispatch
+   * cost at all, unlike a flag the program tests); resuming attaches it again from the same
+   * spec. For probes a plugin runs part of the time, e.g. sampling windows on a per-packet
+   * tracepoint. Pausing a paused probe or resuming an attached one does nothing. TH_ERR_NOT_FOUND
+   * for an unknown id; TH_ERR_INVALID_ARGUMENT for a probe that is declared, detached or failed.
+   * A resume that fails leaves the probe TH_PROBE_FAILED with the reason. Each call creates or
+   * destroys kernel links (on tracepoints the kernel patches the call site): a few per second
+   * are cheap, thousands are not. Any plugin thread. */
+  th_status (*bpf_probe_set_enabled)(th_host* host, th_probe_id probe, int32_t enabled,
+                                     th_error* err);
 } th_host_api;
 
 /* ------------------------------------------------------------------------------------------ */

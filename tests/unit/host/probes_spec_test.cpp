@@ -84,6 +84,8 @@ TEST(AttachSpec, NamesKindsAndStates) {
   EXPECT_EQ(to_string(AttachKind::kPerfEvent), "perf_event");
   EXPECT_EQ(to_string(ProbeState::kDeclared), "declared");
   EXPECT_EQ(static_cast<int>(ProbeState::kFailed), TH_PROBE_FAILED);
+  EXPECT_EQ(to_string(ProbeState::kPaused), "paused");
+  EXPECT_EQ(static_cast<int>(ProbeState::kPaused), TH_PROBE_PAUSED);
   EXPECT_EQ(static_cast<int>(AttachKind::kKretprobe), TH_ATTACH_KRETPROBE);
 }
 
