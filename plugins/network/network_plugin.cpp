@@ -9,11 +9,16 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "tracehost/event_fields.hpp"
@@ -94,7 +99,20 @@ struct Settings {
   std::uint32_t rtt_labels = kLabelComm;
   bool rtt = true;
   std::uint64_t rtt_interval_us = 1'000'000;
-  std::uint64_t rtt_max_per_s = 1000;  // per CPU; 0 = no limit
+  std::uint64_t rtt_window_us = 100'000;  // 0: tcp_probe always attached
+  std::uint64_t rtt_max_per_s = 1000;     // per CPU; 0 = no limit
+
+  // tcp_probe attached only in windows: a window must fit twice in the interval so that a
+  // socket gets at most one sample in each (see rtt_rodata_interval_us)
+  [[nodiscard]] bool rtt_windowed() const {
+    return rtt && rtt_window_us != 0 && rtt_interval_us >= 2 * rtt_window_us;
+  }
+  // What BPF compares with the time since a socket's last sample: in windowed mode interval -
+  // window, which lets every window take one sample of a socket seen in the one before (it may
+  // have been late in it) and no window take two (window <= interval - window).
+  [[nodiscard]] std::uint64_t rtt_rodata_interval_us() const {
+    return rtt_windowed() ? rtt_interval_us - rtt_window_us : rtt_interval_us;
+  }
   bool connect = true;
   bool accept = true;
   bool close = true;
@@ -166,6 +184,8 @@ Result<Settings> read_settings(const Host& host) {
   TH_ASSIGN_OR_RETURN(s.rtt, cfg.boolean("rtt"));
   TH_ASSIGN_OR_RETURN(std::uint64_t rtt_ms, cfg.u64("rtt_sample_interval_ms"));
   s.rtt_interval_us = rtt_ms * 1'000;
+  TH_ASSIGN_OR_RETURN(std::uint64_t window_ms, cfg.u64("rtt_window_ms"));
+  s.rtt_window_us = window_ms * 1'000;
   TH_ASSIGN_OR_RETURN(s.rtt_max_per_s, cfg.u64("rtt_max_samples_per_s"));
 
   TH_ASSIGN_OR_RETURN(s.connect, cfg.boolean("connect"));
@@ -344,6 +364,12 @@ class NetworkPlugin final : public Plugin {
                                "at most one RTT sample per socket per interval; 0 = every "
                                "received segment")
                     .range(0, 3600000));
+    k.push_back(ConfigKey::u64("rtt_window_ms", 100,
+                               "tcp_probe is attached only for this long at the start of each "
+                               "rtt_sample_interval_ms, so its per-segment cost is paid that "
+                               "share of the time; 0, or an interval shorter than twice this: "
+                               "always attached")
+                    .range(0, 1800000));
     k.push_back(ConfigKey::u64("rtt_max_samples_per_s", 1000,
                                "at most this many RTT samples per CPU per second (the rest are "
                                "counted in tracehost_network_tcp_rtt_samples_skipped_total); "
@@ -405,7 +431,10 @@ class NetworkPlugin final : public Plugin {
     TH_TRY(obj.attach("handle_set_state", tp_btf("inet_sock_set_state")));
     TH_TRY(obj.attach("handle_retransmit", tp_btf("tcp_retransmit_skb")));
     TH_TRY(obj.attach("handle_retransmit_synack", tp_btf("tcp_retransmit_synack")));
-    if (s.rtt) TH_TRY(obj.attach("handle_tcp_probe", tp_btf("tcp_probe")));
+    std::optional<Probe> tcp_probe;
+    if (s.rtt) {
+      TH_ASSIGN_OR_RETURN(tcp_probe, obj.attach("handle_tcp_probe", tp_btf("tcp_probe")));
+    }
     // then the sockets that were open before: listeners first, so that the connections they
     // accepted are known as inbound
     if (walk) {
@@ -429,16 +458,69 @@ class NetworkPlugin final : public Plugin {
                     (!s.connect && !s.accept && !s.close && !s.failed) ? " none" : "",
                     s.rtt ? "; rtt sampled every " : "; rtt off",
                     s.rtt ? std::to_string(s.rtt_interval_us / 1'000) + " ms per socket" : "",
+                    s.rtt_windowed() ? " in windows of " + std::to_string(s.rtt_window_us / 1'000) +
+                                           " ms (tcp_probe attached only then)"
+                    : s.rtt ? " (tcp_probe always attached)"
+                            : "",
                     !s.rtt ? ""
                     : s.rtt_max_per_s == 0
                         ? ", no per-CPU limit"
                         : ", at most " + std::to_string(s.rtt_max_per_s) + " a second per CPU",
                     s.ports.empty() ? "" : "; ports filtered",
                     s.tasks.self_tgid != 0 ? "; excluding the host's own pid" : "");
+    // last: a failure above must not leave a thread pausing probes the host is taking down
+    if (tcp_probe && s.rtt_windowed()) TH_TRY(start_rtt_windows(host, *tcp_probe, s));
     return ok();
   }
 
+  ~NetworkPlugin() override { stop(); }
+
+  void stop() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (windows_.joinable()) windows_.join();
+  }
+
  private:
+  // Runs tcp_probe in windows: attached (as it is now) for rtt_window_us, then paused until the
+  // next interval starts. A pause or resume the host refuses ends the windows, with the reason
+  // logged: tcp_probe then stays as that left it (attached, or failed and off).
+  Status start_rtt_windows(Host& host, Probe probe, const Settings& s) {
+    // fail at start on a host without pause/resume (API < 1.3), not later in the thread
+    TH_TRY(probe.pause());
+    TH_TRY(probe.resume());
+    stopping_ = false;
+    const auto window = std::chrono::microseconds(s.rtt_window_us);
+    const auto interval = std::chrono::microseconds(s.rtt_interval_us);
+    windows_ = std::thread([this, &host, probe, window, interval] {
+      auto start = std::chrono::steady_clock::now();
+      std::unique_lock lock(mu_);
+      for (;;) {
+        if (cv_.wait_until(lock, start + window, [this] { return stopping_; })) return;
+        if (auto st = probe.pause(); !st.ok()) {
+          host.log().warn("RTT sampling windows stopped, tcp_probe stays attached: ",
+                          st.error().describe());
+          return;
+        }
+        start += interval;
+        // a late wakeup (a stalled host) skips windows rather than running them back to back
+        if (const auto now = std::chrono::steady_clock::now(); now > start) {
+          start += interval * ((now - start) / interval + 1);
+        }
+        if (cv_.wait_until(lock, start, [this] { return stopping_; })) return;
+        if (auto st = probe.resume(); !st.ok()) {
+          host.log().error("RTT sampling stopped: tcp_probe could not be attached again: ",
+                           st.error().describe());
+          return;
+        }
+      }
+    });
+    return ok();
+  }
+
   // The plugin's object opened, configured and loaded; walk = false leaves the start-up walk's
   // iterators out.
   static Result<BpfObject> open_and_load(Host& host, const Settings& s, bool walk) {
@@ -478,7 +560,7 @@ class NetworkPlugin final : public Plugin {
     TH_TRY(obj.set_rodata("task_filtered", u32(!s.tasks.selects_all())));
     TH_TRY(obj.set_rodata("labels", s.labels));
     TH_TRY(obj.set_rodata("rtt_labels", s.rtt_labels));
-    TH_TRY(obj.set_rodata("rtt_interval_us", s.rtt_interval_us));
+    TH_TRY(obj.set_rodata("rtt_interval_us", s.rtt_rodata_interval_us()));
     TH_TRY(obj.set_rodata("rtt_window_budget", rtt_window_budget(s.rtt_max_per_s)));
     TH_TRY(obj.set_rodata("emit_connect", u32(s.connect)));
     TH_TRY(obj.set_rodata("emit_accept", u32(s.accept)));
@@ -624,6 +706,11 @@ class NetworkPlugin final : public Plugin {
                               "listeners) were tracked already; raise max_connections",
                               MapBinding<std::uint32_t, std::uint64_t>());
   }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // under mu_
+  std::thread windows_;    // RTT sampling windows (start_rtt_windows)
 };
 
 }  // namespace tracehost::network

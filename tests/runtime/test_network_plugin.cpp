@@ -3,8 +3,10 @@
 // processes with known names that exchange a known number of bytes. Pids, names, addresses,
 // ports and byte counts are exact; durations within tolerances.
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -913,7 +915,7 @@ TEST_F(NetworkPluginTest, RttSampleBudget) {
     SCOPED_TRACE("rtt_max_samples_per_s = " + std::to_string(per_s));
     HeldExchange x;
     ASSERT_NO_FATAL_FAILURE(
-        hold_and_close("rtt_sample_interval_ms = 3600000\n"
+        hold_and_close("rtt_sample_interval_ms = 3600000\nrtt_window_ms = 0\n"
                        "rtt_max_samples_per_s = " +
                            std::to_string(per_s) + "\n",
                        kConns, &x));
@@ -934,6 +936,105 @@ TEST_F(NetworkPluginTest, RttSampleBudget) {
       EXPECT_GT(*skipped, 0);
     }
     stop_host();
+  }
+}
+
+// ---- RTT sampling windows ----------------------------------------------------------------------
+
+// Times the kernel ran handle_tcp_probe (BPF statistics must be on).
+std::uint64_t tcp_probe_runs() {
+  std::uint64_t runs = 0;
+  __u32 id = 0;
+  while (bpf_prog_get_next_id(id, &id) == 0) {
+    const int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0) continue;
+    bpf_prog_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+        std::string_view(info.name) == "handle_tcp_prob") {  // names keep 15 characters
+      runs += info.run_cnt;
+    }
+    ::close(fd);
+  }
+  return runs;
+}
+
+// rtt_window_ms: tcp_probe is attached only for the first 100 ms of every 400, so the kernel
+// runs it for about a quarter of the segments a busy connection receives (its cost per segment
+// is paid that share of the time), and each end gets one RTT sample per window: about five in
+// two seconds, where an always attached probe would take one every 300 ms (seven).
+TEST_F(NetworkPluginTest, RttWindowsBoundTcpProbe) {
+  const int stats = bpf_enable_stats(BPF_STATS_RUN_TIME);
+  ASSERT_GE(stats, 0) << std::strerror(errno);
+  const std::string srv_comm = unique_comm("thns");
+  const std::string cli_comm = unique_comm("thnc");
+  ASSERT_NO_FATAL_FAILURE(start_host("comms = " + toml_list({srv_comm, cli_comm}) +
+                                     "\nrtt_sample_interval_ms = 400\nrtt_window_ms = 100\n"));
+  EXPECT_NE(host_->log().find("in windows of 100 ms"), std::string::npos) << host_->log();
+
+  int port = 0;
+  int fd = bound_socket(AF_INET, &port);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  // the server echoes every byte until the client closes
+  auto server = Child::spawn(srv_comm, [fd](int, int out) {
+    if (::listen(fd, 1) != 0 || !send_byte(out)) ::_exit(70);
+    int c = ::accept(fd, nullptr, nullptr);
+    char b = 0;
+    while (c >= 0 && ::read(c, &b, 1) == 1) {
+      if (::write(c, &b, 1) != 1) ::_exit(71);
+    }
+    ::_exit(0);
+  });
+  ::close(fd);
+  ASSERT_NE(server, nullptr);
+  ASSERT_TRUE(server->receive());  // listening
+  int count_pipe[2];
+  ASSERT_EQ(::pipe(count_pipe), 0);
+  const std::uint64_t runs_before = tcp_probe_runs();
+  // the client: one-byte round trips for two seconds, then the count
+  auto client = Child::spawn(cli_comm, [port, count_pipe](int, int) {
+    int c = ::socket(AF_INET, SOCK_STREAM, 0);
+    socklen_t len = 0;
+    sockaddr_storage ss = loopback(AF_INET, port, &len);
+    const int one = 1;
+    if (c < 0 || ::connect(c, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+        ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+      ::_exit(72);
+    }
+    std::uint64_t n = 0;
+    const auto end = std::chrono::steady_clock::now() + 2s;
+    char b = 'x';
+    while (std::chrono::steady_clock::now() < end) {
+      if (::write(c, &b, 1) != 1 || ::read(c, &b, 1) != 1) ::_exit(73);
+      ++n;
+    }
+    ::close(c);
+    if (::write(count_pipe[1], &n, sizeof(n)) != sizeof(n)) ::_exit(74);
+    ::_exit(0);
+  });
+  ASSERT_NE(client, nullptr);
+  ::close(count_pipe[1]);
+  std::uint64_t round_trips = 0;
+  const bool got = ::read(count_pipe[0], &round_trips, sizeof(round_trips)) == sizeof(round_trips);
+  ::close(count_pipe[0]);
+  EXPECT_EQ(client->wait(), 0);
+  EXPECT_EQ(server->wait(), 0);
+  const std::uint64_t runs = tcp_probe_runs() - runs_before;
+  ::close(stats);
+  ASSERT_TRUE(got);
+  ASSERT_GT(round_trips, 1000u) << "too few round trips to judge";
+
+  // each round trip is a segment received at each end
+  const double share = static_cast<double>(runs) / (2.0 * static_cast<double>(round_trips));
+  EXPECT_GT(share, 0.08) << runs << " runs for " << round_trips << " round trips";
+  EXPECT_LT(share, 0.45) << runs << " runs for " << round_trips << " round trips";
+
+  const auto m = scrape(port_);
+  for (const auto& comm : {cli_comm, srv_comm}) {
+    const auto samples = metric(m, "tracehost_network_tcp_rtt_seconds_count", {{"comm", comm}});
+    ASSERT_TRUE(samples.has_value()) << comm << "\n" << host_->log();
+    EXPECT_GE(*samples, 3) << comm;
+    EXPECT_LE(*samples, 6) << comm;
   }
 }
 
