@@ -75,6 +75,15 @@ median() {
   printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'
 }
 
+# median_ci NUMBERS...: "LO HI", a distribution-free ~95 % confidence interval of the median: the
+# k-th smallest and k-th largest of n values, k = n/2 - 0.98 sqrt(n) (normal approximation of
+# the binomial; at least the smallest and largest). Needs no assumption about the noise.
+median_ci() {
+  printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {
+    k = int(NR / 2 - 0.98 * sqrt(NR)); if (k < 1) k = 1
+    print a[k], a[NR - k + 1] }'
+}
+
 # stop_pid PID: SIGINT, then SIGTERM/SIGKILL if it lingers; waits for it.
 stop_pid() {
   local pid=$1
