@@ -469,7 +469,7 @@ class NetworkPlugin final : public Plugin {
                     s.ports.empty() ? "" : "; ports filtered",
                     s.tasks.self_tgid != 0 ? "; excluding the host's own pid" : "");
     // last: a failure above must not leave a thread pausing probes the host is taking down
-    if (tcp_probe && s.rtt_windowed()) TH_TRY(start_rtt_windows(host, *tcp_probe, s));
+    if (tcp_probe && s.rtt_windowed()) start_rtt_windows(host, *tcp_probe, s);
     return ok();
   }
 
@@ -488,10 +488,9 @@ class NetworkPlugin final : public Plugin {
   // Runs tcp_probe in windows: attached (as it is now) for rtt_window_us, then paused until the
   // next interval starts. A pause or resume the host refuses ends the windows, with the reason
   // logged: tcp_probe then stays as that left it (attached, or failed and off).
-  Status start_rtt_windows(Host& host, Probe probe, const Settings& s) {
-    // fail at start on a host without pause/resume (API < 1.3), not later in the thread
-    TH_TRY(probe.pause());
-    TH_TRY(probe.resume());
+  void start_rtt_windows(Host& host, Probe probe, const Settings& s) {
+    // pause/resume need plugin API 1.3, which every host that loads this plugin has: a host
+    // refuses a plugin built for a newer minor than its own
     stopping_ = false;
     const auto window = std::chrono::microseconds(s.rtt_window_us);
     const auto interval = std::chrono::microseconds(s.rtt_interval_us);
@@ -518,7 +517,6 @@ class NetworkPlugin final : public Plugin {
         }
       }
     });
-    return ok();
   }
 
   // The plugin's object opened, configured and loaded; walk = false leaves the start-up walk's
