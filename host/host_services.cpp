@@ -1,5 +1,6 @@
 #include "host/host_services.hpp"
 
+#include <bpf/libbpf.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -733,10 +734,19 @@ Status PluginContext::map_next_key(th_map* map, const void* key, void* next_key,
 
 Status PluginContext::event_bind_ringbuf(th_map* ringbuf, const char* topic, std::uint32_t flags) {
   if (topic == nullptr) return null_arg("topic");
-  if ((flags & ~std::uint32_t{TH_RINGBUF_PRODUCER_WAKES}) != 0) {
+  constexpr std::uint32_t kKnown = TH_RINGBUF_PRODUCER_WAKES | TH_RINGBUF_STAGED;
+  if ((flags & ~kKnown) != 0) {
     return Error(ErrorKind::kInvalidArgument,
                  "plugin " + owner_ + ": unknown ring buffer flags " + std::to_string(flags) +
-                     " (this host knows TH_RINGBUF_PRODUCER_WAKES)",
+                     " (this host knows TH_RINGBUF_PRODUCER_WAKES and TH_RINGBUF_STAGED)",
+                 EINVAL);
+  }
+  const bool staged = (flags & TH_RINGBUF_STAGED) != 0;
+  if (staged && (flags & TH_RINGBUF_PRODUCER_WAKES) != 0) {
+    return Error(ErrorKind::kInvalidArgument,
+                 "plugin " + owner_ +
+                     ": TH_RINGBUF_STAGED and TH_RINGBUF_PRODUCER_WAKES exclude each other (a "
+                     "staged event waits for its stage to fill or for the host's next round)",
                  EINVAL);
   }
   TH_ASSIGN_OR_RETURN(MapRef ref, map_of(ringbuf));
@@ -758,12 +768,58 @@ Status PluginContext::event_bind_ringbuf(th_map* ringbuf, const char* topic, std
   // "<map>_drops" next to the ring buffer counts records the BPF side could not reserve.
   MapRef drops;
   if (auto d = core_.maps.find(ref->name() + "_drops"); d.ok()) drops = *d;
+  // A staged ring (TH_STAGED_RINGBUF) comes with "<map>_staged" and the program "<map>_flush".
+  MapRef stage_counts;
+  if (auto d = core_.maps.find(ref->name() + "_staged"); d.ok()) stage_counts = *d;
+  int flush_fd = -1;
+  if (stage_counts && !staged) {
+    return Error(ErrorKind::kEvent,
+                 "plugin " + owner_ + ": ring buffer " + ref->name() +
+                     " is staged (declared with TH_STAGED_RINGBUF): bind it with the flag "
+                     "TH_RINGBUF_STAGED, or its records of several events would reach the bus "
+                     "as one");
+  }
+  if (staged) {
+    if (!stage_counts) {
+      return Error(ErrorKind::kEvent, "plugin " + owner_ + ": ring buffer " + ref->name() +
+                                          " is bound with TH_RINGBUF_STAGED but has no '" +
+                                          ref->name() + "_staged' map (declare the ring with "
+                                          "TH_STAGED_RINGBUF, events.bpf.h)");
+    }
+    TH_ASSIGN_OR_RETURN(flush_fd, flush_program_fd(ref->name()));
+  }
   {
     std::lock_guard lock(mu_);
     if (kernel_closed_) return Error(ErrorKind::kEvent, "plugin " + owner_ + " is shutting down");
     has_ringbufs_ = true;  // set first: a concurrent teardown then removes what add() made
   }
+  if (staged) return core_.poller->add_staged(owner_, ref, *id, drops, stage_counts, flush_fd);
   return core_.poller->add(owner_, ref, *id, drops, (flags & TH_RINGBUF_PRODUCER_WAKES) != 0);
+}
+
+Result<int> PluginContext::flush_program_fd(const std::string& ring) {
+  // ring: "<plugin>/<map>"; the program is "<map>_flush" of the loaded object that has the map
+  const std::string map = ring.substr(ring.find('/') + 1);
+  const std::string program = map + "_flush";
+  std::lock_guard lock(mu_);
+  for (const auto& e : objects_) {
+    if (!e->object || !e->object->loaded() || !e->object->map(map).ok()) continue;
+    auto prog = e->object->program(program);
+    if (!prog.ok()) {
+      return Error(ErrorKind::kEvent, "plugin " + owner_ + ": staged ring buffer " + ring +
+                                          " has no program '" + program +
+                                          "' in its BPF object (TH_STAGED_RINGBUF defines it)");
+    }
+    const int fd = bpf_program__fd(*prog);
+    if (fd < 0 || bpf_program__type(*prog) != BPF_PROG_TYPE_RAW_TRACEPOINT) {
+      return Error(ErrorKind::kEvent, "plugin " + owner_ + ": program '" + program +
+                                          "' must be a loaded SEC(\"raw_tp\") program "
+                                          "(TH_STAGED_RINGBUF defines it)");
+    }
+    return fd;
+  }
+  return Error(ErrorKind::kEvent, "plugin " + owner_ + ": staged ring buffer " + ring +
+                                      " belongs to no loaded BPF object of this plugin");
 }
 
 Status PluginContext::event_publish(const char* topic, const void* data, size_t size) {

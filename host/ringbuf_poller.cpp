@@ -1,6 +1,8 @@
 #include "host/ringbuf_poller.hpp"
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <linux/bpf.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -27,8 +29,24 @@ struct RingbufPoller::Binding {
   std::string topic_name;
   std::size_t slot = 0;  // index of the topic's builder in builders_
   std::atomic<std::uint64_t> records{0};
+  std::atomic<std::uint64_t> events{0};
   std::atomic<std::uint64_t> kernel_drops{0};
+  // staged rings
+  MapRef staged;
+  UniqueFd flush_prog;
+  std::size_t record_size = 0;  // the topic's; 0: one event per record
+  std::vector<std::byte> staged_raw;
+  std::atomic<std::uint64_t> flushes{0};
+  bool flush_error_logged = false;
 };
+
+namespace {
+// events.bpf.h's struct th_stage_state
+struct StageState {
+  std::uint32_t count;
+  std::uint32_t busy;
+};
+}  // namespace
 
 struct RingbufPoller::Request {
   std::function<Status()> fn;
@@ -96,8 +114,47 @@ void RingbufPoller::wake() {
   (void)!::write(wake_fd_.get(), &one, sizeof(one));
 }
 
+Status RingbufPoller::add_staged(std::string_view owner, MapRef ringbuf, TopicId topic,
+                                 MapRef drops, MapRef staged, int flush_prog) {
+  if (!ringbuf) return Error(ErrorKind::kInvalidArgument, "bind ring buffer: no map");
+  if (!staged) {
+    return Error(ErrorKind::kEvent, "staged ring buffer '" + ringbuf->name() +
+                                        "' has no '_staged' map (declare it with "
+                                        "TH_STAGED_RINGBUF, bpf/include/tracehost/events.bpf.h)");
+  }
+  const auto& st = staged->info();
+  if (st.type != BPF_MAP_TYPE_PERCPU_ARRAY || st.key_size != 4 ||
+      st.value_size != sizeof(StageState)) {
+    return Error(ErrorKind::kMap, "stage counter map '" + st.name +
+                                      "' must be a per-CPU array with a u32 key and a "
+                                      "struct th_stage_state value (TH_STAGED_RINGBUF)");
+  }
+  auto schema = bus_.schema(topic);
+  if (!schema) {
+    return Error(ErrorKind::kEvent, "bind ring buffer '" + ringbuf->name() + "': topic id " +
+                                        std::to_string(topic) + " is not registered");
+  }
+  UniqueFd prog(::fcntl(flush_prog, F_DUPFD_CLOEXEC, 0));
+  if (!prog) {
+    return Error(ErrorKind::kEvent,
+                 "staged ring buffer '" + ringbuf->name() + "': no usable flush program", errno);
+  }
+  return add_binding(owner, std::move(ringbuf), topic, std::move(drops), false, [&](Binding& b) {
+    b.staged = std::move(staged);
+    b.flush_prog = std::move(prog);
+    b.record_size = schema->c().record_size;
+    b.staged_raw.resize(b.staged->info().raw_value_size());
+  });
+}
+
 Status RingbufPoller::add(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops,
                           bool producer_wakes) {
+  return add_binding(owner, std::move(ringbuf), topic, std::move(drops), producer_wakes, {});
+}
+
+Status RingbufPoller::add_binding(std::string_view owner, MapRef ringbuf, TopicId topic,
+                                  MapRef drops, bool producer_wakes,
+                                  const std::function<void(Binding&)>& extra) {
   if (!ringbuf) return Error(ErrorKind::kInvalidArgument, "bind ring buffer: no map");
   const auto& info = ringbuf->info();
   if (info.type != BPF_MAP_TYPE_RINGBUF) {
@@ -127,6 +184,7 @@ Status RingbufPoller::add(std::string_view owner, MapRef ringbuf, TopicId topic,
   b->topic = topic;
   b->topic_name = std::string(schema->topic());
   b->polled = !producer_wakes;
+  if (extra) extra(*b);
   return submit([this, b]() mutable { return apply_add(std::move(b)); });
 }
 
@@ -219,10 +277,52 @@ int RingbufPoller::on_sample(void* ctx, void* data, std::size_t size) {
   auto* b = static_cast<Binding*>(ctx);
   RingbufPoller* self = b->self;
   BatchBuilder& builder = self->builders_[b->slot];
-  builder.append(data, size);
   b->records.fetch_add(1, std::memory_order_relaxed);
+  std::size_t n = 1;
+  if (b->record_size != 0 && size > b->record_size) {
+    // a staged record: events of record_size back to back; a remainder is malformed (the bus
+    // counts a short record as such)
+    n = size / b->record_size;
+    const auto* p = static_cast<const std::byte*>(data);
+    for (std::size_t i = 0; i < n; ++i) builder.append(p + i * b->record_size, b->record_size);
+    if (std::size_t rest = size % b->record_size; rest != 0) {
+      builder.append(p + n * b->record_size, rest);
+      ++n;
+    }
+  } else {
+    builder.append(data, size);
+  }
+  b->events.fetch_add(n, std::memory_order_relaxed);
   if (builder.size() >= self->options_.max_batch_events) self->bus_.publish_batch(builder);
   return 0;
+}
+
+void RingbufPoller::flush_stages() {
+  for (const auto& b : bindings_) {
+    if (!b->staged) continue;
+    const std::uint32_t zero = 0;
+    if (!b->staged->lookup(std::as_bytes(std::span(&zero, 1)), b->staged_raw, PerCpu::kRaw).ok()) {
+      continue;
+    }
+    const std::uint32_t ncpus = b->staged->info().ncpus;
+    for (std::uint32_t cpu = 0; cpu < ncpus; ++cpu) {
+      StageState st{};
+      std::memcpy(&st, b->staged_raw.data() + cpu * sizeof(StageState), sizeof(st));
+      if (st.count == 0) continue;
+      LIBBPF_OPTS(bpf_test_run_opts, opts, .flags = BPF_F_TEST_RUN_ON_CPU, .cpu = cpu);
+      if (int rc = bpf_prog_test_run_opts(b->flush_prog.get(), &opts); rc != 0) {
+        if (!b->flush_error_logged) {
+          component_logger("poller")->error(
+              "flushing the stage of ring buffer '{}' on CPU {} failed: {}; its staged events "
+              "arrive only when a stage fills",
+              b->ring->name(), cpu, std::strerror(-rc));
+          b->flush_error_logged = true;
+        }
+        continue;
+      }
+      b->flushes.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
 }
 
 void RingbufPoller::publish_all() {
@@ -247,7 +347,10 @@ void RingbufPoller::round(int timeout_ms) {
       }
     }
   }
-  if (rc == 0) rc = ring_buffer__consume(ring_);
+  if (rc == 0) {
+    flush_stages();
+    rc = ring_buffer__consume(ring_);
+  }
   if (rc < 0 && rc != -EINTR && !poll_error_logged_) {
     component_logger("poller")->error("polling ring buffers failed: {}", std::strerror(-rc));
     poll_error_logged_ = true;
@@ -363,6 +466,9 @@ std::vector<RingbufStats> RingbufPoller::stats() const {
     s.records = b->records.load(std::memory_order_relaxed);
     s.kernel_drops = b->kernel_drops.load(std::memory_order_relaxed);
     s.has_drops_map = b->drops != nullptr;
+    s.staged = b->staged != nullptr;
+    s.events = b->events.load(std::memory_order_relaxed);
+    s.flushes = b->flushes.load(std::memory_order_relaxed);
     out.push_back(std::move(s));
   }
   return out;

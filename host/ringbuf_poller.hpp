@@ -12,6 +12,14 @@
 // idle host with only rare-event rings wakes once per drops_interval instead of every poll
 // interval.
 //
+// Staged rings (TH_RINGBUF_STAGED, events.bpf.h's TH_STAGED_RINGBUF): the BPF side gathers
+// events in a per-CPU stage and commits them several to a record. Such a record is split into
+// events of the topic's record_size (a size that is not a multiple of it is malformed). Before
+// each round's consume, and in the last round at stop, the poller reads "<map>_staged" (events
+// waiting per CPU) and runs the object's "<map>_flush" program on each CPU whose stage is not
+// empty (BPF_PROG_TEST_RUN on that CPU), so staged events reach the bus within about one poll
+// interval too. Idle CPUs are not disturbed.
+//
 // Kernel drops: a ring buffer may come with its "<map>_drops" map (per-CPU array, one u64 entry,
 // incremented by the BPF side when bpf_ringbuf_reserve fails). It is read every drops_interval
 // and the increase is reported with EventBus::add_kernel_drops; a final read happens at stop().
@@ -58,6 +66,9 @@ struct RingbufStats {
   std::uint64_t records = 0;       // taken from the ring buffer
   std::uint64_t kernel_drops = 0;  // last value read from "<map>_drops" (sum over CPUs)
   bool has_drops_map = false;
+  bool staged = false;
+  std::uint64_t events = 0;   // events published from those records (records > 1 when staged)
+  std::uint64_t flushes = 0;  // "<map>_flush" runs (staged rings)
 };
 
 class RingbufPoller {
@@ -73,6 +84,10 @@ class RingbufPoller {
   // producer_wakes: the BPF side wakes the poller for every record (see above).
   Status add(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops = nullptr,
              bool producer_wakes = false);
+  // Binds a staged ring (see above): `staged` is "<map>_staged" (per-CPU array, one 8-byte
+  // struct th_stage_state), `flush_prog` the fd of "<map>_flush" (duplicated here).
+  Status add_staged(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops,
+                    MapRef staged, int flush_prog);
   // Unbinds every ring buffer of `owner` (records still in them are consumed first).
   void remove_owner(std::string_view owner);
 
@@ -91,6 +106,8 @@ class RingbufPoller {
   RingbufPoller(EventBus& bus, PollerOptions options);
   void run();
   // Poll-thread (or stopped-state) operations; ring_ and bindings_ belong to whoever runs them.
+  Status add_binding(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops,
+                     bool producer_wakes, const std::function<void(Binding&)>& extra);
   Status apply_add(std::shared_ptr<Binding> binding);
   void apply_remove(const std::string& owner);
   Status rebuild_ring();
@@ -102,13 +119,14 @@ class RingbufPoller {
   void publish_all();
   void assign_slots();
   void read_drops();
+  void flush_stages();
   // Runs `fn` on the poll thread when running, else here; returns its status.
   Status submit(std::function<Status()> fn);
   static int on_sample(void* ctx, void* data, std::size_t size);
 
   EventBus& bus_;
   PollerOptions options_;
-  ::ring_buffer* ring_ = nullptr;                   // owned; freed with ring_buffer__free
+  ::ring_buffer* ring_ = nullptr;  // owned; freed with ring_buffer__free
   // Edge-triggered epoll over the ring fds, used to sleep between rounds. libbpf's own epoll is
   // level-triggered: while records flow it reports ready at once, so ring_buffer__poll() would
   // spin in rounds of a few records. Edge-triggered, a round ends in a sleep until the BPF side

@@ -161,10 +161,11 @@ struct {
 	__type(value, struct net_rtt_budget);
 } rtt_budget SEC(".maps");
 
-/* one ring per topic; sized by the plugin (ringbuf_kb, one page when the topic is off) */
-TH_RINGBUF(connect_events, 256 * 1024);
-TH_RINGBUF(accept_events, 256 * 1024);
-TH_RINGBUF(close_events, 256 * 1024);
+/* one ring per topic; sized by the plugin (ringbuf_kb, one page when the topic is off). The
+ * frequent three are staged: up to eight events a ring record (events.bpf.h) */
+TH_STAGED_RINGBUF(connect_events, 256 * 1024, struct net_tcp_event, 8);
+TH_STAGED_RINGBUF(accept_events, 256 * 1024, struct net_tcp_event, 8);
+TH_STAGED_RINGBUF(close_events, 256 * 1024, struct net_tcp_event, 8);
 TH_RINGBUF(failed_events, 256 * 1024);
 
 /* initial values for map inserts (read-only data, so no stack copies) */
@@ -687,27 +688,23 @@ static __always_inline void on_established(const struct sock *sk, __u32 directio
 		if (cs)
 			hist_add(cs->connect_slots, &cs->connect_sum, took);
 		if (emit_connect) {
-			struct net_tcp_event *e = TH_RESERVE(connect_events, struct net_tcp_event);
+			struct net_tcp_event e;
 
-			if (e) {
-				fill_event(e, skc, st->sport, st, now, direction);
-				e->duration_ns = took;
-				TH_SUBMIT(connect_events, e);
-			}
+			fill_event(&e, skc, st->sport, st, now, direction);
+			e.duration_ns = took;
+			TH_STAGED_OUTPUT(connect_events, &e);
 		}
 	} else {
 		if (took && cs)
 			hist_add(cs->accept_slots, &cs->accept_sum, took);
 		if (emit_accept) {
-			struct net_tcp_event *e = TH_RESERVE(accept_events, struct net_tcp_event);
+			struct net_tcp_event e;
 
-			if (e) {
-				fill_event(e, skc, st->sport, st, now, direction);
-				e->duration_ns = took;
-				if (tp)
-					e->retransmits = tp->total_retrans;
-				TH_SUBMIT(accept_events, e);
-			}
+			fill_event(&e, skc, st->sport, st, now, direction);
+			e.duration_ns = took;
+			if (tp)
+				e.retransmits = tp->total_retrans;
+			TH_STAGED_OUTPUT(accept_events, &e);
 		}
 	}
 }
@@ -774,19 +771,16 @@ static __always_inline void on_close(const struct sock *sk, struct net_sock_stat
 		__sync_fetch_and_add(&cs->bytes_received, received);
 	}
 	if (emit_close && st->kind == TH_NET_KIND_ESTABLISHED) {
-		struct net_tcp_event *e = TH_RESERVE(close_events, struct net_tcp_event);
+		struct net_tcp_event e;
+		__u64 now = bpf_ktime_get_ns();
 
-		if (e) {
-			__u64 now = bpf_ktime_get_ns();
-
-			fill_event(e, skc, sport, st, now, direction);
-			e->duration_ns = st->established_ns ? now - st->established_ns : 0;
-			e->bytes_sent = sent;
-			e->bytes_received = received;
-			e->retransmits = tp->total_retrans;
-			e->srtt_us = tp->srtt_us >> 3;
-			TH_SUBMIT(close_events, e);
-		}
+		fill_event(&e, skc, sport, st, now, direction);
+		e.duration_ns = st->established_ns ? now - st->established_ns : 0;
+		e.bytes_sent = sent;
+		e.bytes_received = received;
+		e.retransmits = tp->total_retrans;
+		e.srtt_us = tp->srtt_us >> 3;
+		TH_STAGED_OUTPUT(close_events, &e);
 	}
 }
 

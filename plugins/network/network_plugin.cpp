@@ -593,9 +593,10 @@ class NetworkPlugin final : public Plugin {
   }
 
   static std::array<TopicRing, 4> topic_rings(const Settings& s) {
-    return {{{s.connect, "connect_events", kTopicConnect},
-             {s.accept, "accept_events", kTopicAccept},
-             {s.close, "close_events", kTopicClose},
+    // the frequent three are staged (network.bpf.c); a failure is reported at once
+    return {{{s.connect, "connect_events", kTopicConnect, TH_RINGBUF_STAGED},
+             {s.accept, "accept_events", kTopicAccept, TH_RINGBUF_STAGED},
+             {s.close, "close_events", kTopicClose, TH_RINGBUF_STAGED},
              {s.failed, "failed_events", kTopicFailed}}};
   }
 

@@ -340,6 +340,33 @@ TEST(SdkHost, RingbufFlagsNeedApi11) {
   EXPECT_NE(old.error().message().find("API 1.1"), std::string::npos) << old.error().message();
 }
 
+// Staged rings are API 1.4: the flag passes through on a 1.4 host; a 1.3 host, which would
+// refuse the flag as unknown, gets a kAbi error that says what is needed instead.
+TEST(SdkHost, StagedRingsNeedApi14) {
+  FakeHost fake;
+  static int calls = 0;
+  static std::uint32_t seen_flags = 0;
+  calls = 0;
+  fake.api.event_bind_ringbuf_flags = [](th_host*, th_map*, const char*, std::uint32_t flags,
+                                         th_error*) {
+    ++calls;
+    seen_flags = flags;
+    return TH_OK;
+  };
+  th::Host host(&fake.api);
+  th::Map ring(&fake.api, nullptr);
+  ASSERT_TRUE(host.events().bind(ring, "x.y", TH_RINGBUF_STAGED).ok());
+  EXPECT_EQ(seen_flags, std::uint32_t{TH_RINGBUF_STAGED});
+
+  fake.api.api_minor = 3;
+  auto old = host.events().bind(ring, "x.y", TH_RINGBUF_STAGED);
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.error().kind(), tracehost::ErrorKind::kAbi);
+  EXPECT_NE(old.error().message().find("API 1.4"), std::string::npos) << old.error().message();
+  EXPECT_EQ(calls, 1);
+  ASSERT_TRUE(host.events().bind(ring, "x.y", TH_RINGBUF_PRODUCER_WAKES).ok()) << "1.1 flag";
+}
+
 // Running an iterator is API 1.2: the output the host passes in chunks comes back whole on a 1.2
 // host, and a 1.1 host (whose th_host_api ends before bpf_run_iter) gets a clear kAbi error.
 TEST(SdkHost, RunIteratorNeedsApi12) {

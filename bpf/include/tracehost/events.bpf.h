@@ -89,6 +89,127 @@ static __always_inline void *th_reserve_(void *rb, void *drops, __u64 size)
 			th_count_drop(&name##_drops);                              \
 	} while (0)
 
+/*
+ * Staged rings: TH_STAGED_RINGBUF(name, bytes, type, slots) is TH_RINGBUF(name, bytes) plus a
+ * per-CPU stage of `slots` events of `ev_type` (a power of two). TH_STAGED_OUTPUT(name, &ev)
+ * copies one event into the stage of the current CPU; a full stage goes into the ring as ONE
+ * record of `slots` events back to back. Committing a ring record costs far more than the
+ * copy: its locked instructions wait for the cache lines the consumer on another CPU read a
+ * lap earlier, so one record of 8 events costs about what one event did (docs/performance.md
+ * §5). The host splits the records (bind the ring with TH_RINGBUF_STAGED) and, before each poll
+ * round and at stop, runs the program `<name>_flush` on every CPU whose stage holds events, so
+ * events still reach the bus within about one poll interval at any rate.
+ *
+ * The stage of a CPU is busy while an event is copied in or flushed: an event that finds it
+ * busy (a program interrupted by another using the same ring on the same CPU) goes into the
+ * ring directly as a record of one event, and the flush of a busy stage waits for the next
+ * round. Events of one CPU keep their order; events of different CPUs may reach the bus up to
+ * one poll interval apart from the order they happened in (each carries its time stamp).
+ */
+
+/* value of "<name>_staged": events waiting in the stage of one CPU (the host reads it) */
+struct th_stage_state {
+	__u32 count;
+	__u32 busy;
+};
+
+#define TH_STAGED_RINGBUF(name, bytes, ev_type, slots)                                      \
+	_Static_assert(((slots) & ((slots) - 1)) == 0 && (slots) >= 2 && (slots) <= 64,  \
+		       "TH_STAGED_RINGBUF: slots must be a power of two in 2..64");      \
+	TH_RINGBUF(name, bytes);                                                         \
+	struct {                                                                         \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                 \
+		__uint(max_entries, 1);                                                  \
+		__type(key, __u32);                                                      \
+		__type(value, struct th_stage_state);                                    \
+	} name##_staged SEC(".maps");                                                    \
+	struct {                                                                         \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                 \
+		__uint(max_entries, 1);                                                  \
+		__type(key, __u32);                                                      \
+		__type(value, ev_type[slots]);                                              \
+	} name##_stage SEC(".maps");                                                     \
+	enum { name##_slots_ = (slots), name##_size_ = sizeof(ev_type) };                  \
+	SEC("raw_tp")                                                                    \
+	int name##_flush(void *ctx)                                                      \
+	{                                                                                \
+		th_stage_flush_(&name, &name##_drops, &name##_woken_at, &name##_staged,  \
+				&name##_stage, sizeof(ev_type), (slots), 0);                \
+		return 0;                                                                \
+	}
+
+/* counts `n` lost events in a ring's "<name>_drops" map */
+static __always_inline void th_count_drops_(void *drops, __u64 n)
+{
+	__u32 zero = 0;
+	__u64 *d = bpf_map_lookup_elem(drops, &zero);
+
+	if (d)
+		*d += n;
+}
+
+static __always_inline void th_stage_busy_(struct th_stage_state *s, __u32 busy)
+{
+	/* seen by an interrupt on this CPU: only the compiler may not reorder it */
+	asm volatile("" ::: "memory");
+	*(volatile __u32 *)&s->busy = busy;
+	asm volatile("" ::: "memory");
+}
+
+/* Writes the stage's events into the ring as one record. `held`: the caller set busy already. */
+static __always_inline void th_stage_flush_(void *rb, void *drops, __u64 *woken_at,
+					    void *state_map, void *stage_map, __u32 size,
+					    __u32 slots, int held)
+{
+	__u32 zero = 0;
+	struct th_stage_state *s = bpf_map_lookup_elem(state_map, &zero);
+	void *stage = bpf_map_lookup_elem(stage_map, &zero);
+	__u32 n;
+
+	if (!s || !stage || (!held && s->busy))
+		return;
+	n = s->count;
+	if (n == 0)
+		return;
+	if (n > slots)
+		n = slots;
+	if (!held)
+		th_stage_busy_(s, 1);
+	if (bpf_ringbuf_output(rb, stage, (__u64)n * size, th_wakeup_flags(rb, woken_at)) != 0)
+		th_count_drops_(drops, n);
+	s->count = 0;
+	if (!held)
+		th_stage_busy_(s, 0);
+}
+
+static __always_inline void th_stage_output_(void *rb, void *drops, __u64 *woken_at,
+					     void *state_map, void *stage_map, const void *ev,
+					     __u32 size, __u32 slots)
+{
+	__u32 zero = 0;
+	struct th_stage_state *s = bpf_map_lookup_elem(state_map, &zero);
+	__u8 *stage = bpf_map_lookup_elem(stage_map, &zero);
+	__u32 i;
+
+	if (!s || !stage || s->busy) {
+		if (bpf_ringbuf_output(rb, (void *)ev, size, th_wakeup_flags(rb, woken_at)) != 0)
+			th_count_drop(drops);
+		return;
+	}
+	th_stage_busy_(s, 1);
+	i = s->count & (slots - 1);
+	__builtin_memcpy(stage + (__u64)i * size, ev, size);
+	s->count = i + 1;
+	if (i + 1 == slots)
+		th_stage_flush_(rb, drops, woken_at, state_map, stage_map, size, slots, 1);
+	th_stage_busy_(s, 0);
+}
+
+/* copies the event at `ev` (of the ring's type) into the stage of ring `name` (see above) */
+#define TH_STAGED_OUTPUT(name, ev)                                                       \
+	th_stage_output_(&name, &name##_drops, &name##_woken_at, &name##_staged,          \
+			 &name##_stage, (ev), name##_size_, name##_slots_)
+
 /* fills the common header from the current task */
 static __always_inline void th_fill_header(struct th_event_header *h, __u64 pid_tgid)
 {

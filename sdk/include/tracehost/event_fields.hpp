@@ -67,8 +67,9 @@ inline Result<std::uint32_t> read_ringbuf_bytes(const Config& cfg, std::string_v
 // One event topic fed by a ring buffer of the plugin's BPF object, switched on or off by config.
 struct TopicRing {
   bool on = false;
-  std::string_view map;    // the BPF_MAP_TYPE_RINGBUF map
-  std::string_view topic;  // the topic it feeds
+  std::string_view map;     // the BPF_MAP_TYPE_RINGBUF map
+  std::string_view topic;   // the topic it feeds
+  std::uint32_t flags = 0;  // th_ringbuf_flags, e.g. TH_RINGBUF_STAGED for a TH_STAGED_RINGBUF
 };
 
 // Before load: the rings of enabled topics get `bytes` (read_ringbuf_bytes), the others shrink
@@ -86,7 +87,7 @@ struct TopicRing {
   for (const auto& r : rings) {
     if (!r.on) continue;
     TH_ASSIGN_OR_RETURN(Map ring, obj.map(r.map));
-    TH_TRY(host.events().bind(ring, r.topic));
+    TH_TRY(host.events().bind(ring, r.topic, r.flags));
   }
   return ok();
 }

@@ -567,8 +567,9 @@ class Events {
   // Publishes every record of a BPF ring buffer on `topic`; no plugin code runs per event.
   [[nodiscard]] Status bind(const Map& ringbuf, std::string_view topic) const;
   // Same, with th_ringbuf_flags, e.g. TH_RINGBUF_PRODUCER_WAKES for a ring of rare records the
-  // BPF side commits with a wakeup (the host then need not poll it). Needs a host with API 1.1;
-  // an older host gets a clear error.
+  // BPF side commits with a wakeup (the host then need not poll it), or TH_RINGBUF_STAGED for a
+  // ring declared with TH_STAGED_RINGBUF (events.bpf.h). Needs a host with API 1.1 (1.4 for
+  // TH_RINGBUF_STAGED); an older host gets a clear error.
   [[nodiscard]] Status bind(const Map& ringbuf, std::string_view topic, std::uint32_t flags) const;
 
   // Publishes one record from user space (copied).
@@ -782,6 +783,12 @@ inline Status Events::bind(const Map& ringbuf, std::string_view topic, std::uint
   TH_TRY(detail::require_host_api(
       api, offsetof(th_host_api, event_bind_ringbuf_flags) + sizeof(api->event_bind_ringbuf_flags),
       "binding ring buffer flags", 1));
+  if ((flags & TH_RINGBUF_STAGED) != 0 && api->api_major == 1 && api->api_minor < 4) {
+    return Error(ErrorKind::kAbi,
+                 detail::concat("a staged ring buffer (TH_RINGBUF_STAGED) needs plugin API 1.4; "
+                                "this host provides ",
+                                api->api_major, ".", api->api_minor, ": upgrade tracehost"));
+  }
   return detail::call(api->event_bind_ringbuf_flags, api->host, ringbuf.c(),
                       detail::c_str(topic).c_str(), flags);
 }

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define TRACEHOST_PLUGIN_API_MAJOR 1
-#define TRACEHOST_PLUGIN_API_MINOR 3
+#define TRACEHOST_PLUGIN_API_MINOR 4
 
 /* Name of the exported symbol. It is a Boost.DLL alias: a `const void*` variable named
  * `tracehost_plugin` (in section "boostdll") whose value is the address of a function
@@ -223,7 +223,12 @@ typedef enum th_ringbuf_flags {
   /* The BPF side wakes the host for every record (commits without BPF_RB_NO_WAKEUP), so the
    * host need not poll this ring every [host] poll_interval_ms: a host whose rings all have
    * this flag sleeps until a record arrives. For rare records (a few per second at most). */
-  TH_RINGBUF_PRODUCER_WAKES = 1u << 0
+  TH_RINGBUF_PRODUCER_WAKES = 1u << 0,
+  /* The ring was declared with TH_STAGED_RINGBUF (bpf/include/tracehost/events.bpf.h): a
+   * record holds one or more events of the topic's record_size back to back, and the object
+   * has the map "<ring>_staged" and the program "<ring>_flush", which the host runs on every
+   * CPU whose stage holds events before each poll round and at stop (API 1.4). */
+  TH_RINGBUF_STAGED = 1u << 1
 } th_ringbuf_flags;
 
 typedef enum th_key_field_kind {

@@ -29,3 +29,19 @@ int tht_produce(struct __sk_buff *skb)
   TH_SUBMIT(events, r);
   return 0;
 }
+
+// A staged ring of the same records (TH_STAGED_RINGBUF, 8 to a ring record): each run of
+// tht_produce_staged stages one record; the host splits the records and flushes the stages.
+TH_STAGED_RINGBUF(staged, 64 * 1024, struct tht_record, 8);
+
+__u64 next_staged_seq = 0;
+
+SEC("socket")
+int tht_produce_staged(struct __sk_buff *skb)
+{
+  struct tht_record r = {};
+
+  r.seq = next_staged_seq++;
+  TH_STAGED_OUTPUT(staged, &r);
+  return 0;
+}
