@@ -230,8 +230,8 @@ th_status c_event_bind_ringbuf(th_host* h, th_map* ringbuf, const char* topic, t
   return guarded(h, err, [&](PluginContext& c) { return c.event_bind_ringbuf(ringbuf, topic, 0); });
 }
 
-th_status c_event_bind_ringbuf_flags(th_host* h, th_map* ringbuf, const char* topic,
-                                     uint32_t flags, th_error* err) {
+th_status c_event_bind_ringbuf_flags(th_host* h, th_map* ringbuf, const char* topic, uint32_t flags,
+                                     th_error* err) {
   return guarded(h, err,
                  [&](PluginContext& c) { return c.event_bind_ringbuf(ringbuf, topic, flags); });
 }
@@ -783,7 +783,8 @@ Status PluginContext::event_bind_ringbuf(th_map* ringbuf, const char* topic, std
     if (!stage_counts) {
       return Error(ErrorKind::kEvent, "plugin " + owner_ + ": ring buffer " + ref->name() +
                                           " is bound with TH_RINGBUF_STAGED but has no '" +
-                                          ref->name() + "_staged' map (declare the ring with "
+                                          ref->name() +
+                                          "_staged' map (declare the ring with "
                                           "TH_STAGED_RINGBUF, events.bpf.h)");
     }
     TH_ASSIGN_OR_RETURN(flush_fd, flush_program_fd(ref->name()));
