@@ -38,14 +38,20 @@ const volatile __u32 th_rb_wakeup_shift = 2;
 	/* consumer position + 1 at the last forced wakeup */ \
 	__u64 name##_woken_at = 0
 
+/* counts `n` lost events in a ring's "<name>_drops" map */
+static __always_inline void th_count_drops_(void *drops, __u64 n)
+{
+	__u32 zero = 0;
+	__u64 *d = bpf_map_lookup_elem(drops, &zero);
+
+	if (d)
+		*d += n;
+}
+
 /* counts one lost record in a ring's "<name>_drops" map */
 static __always_inline void th_count_drop(void *drops)
 {
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(drops, &zero);
-
-	if (n)
-		*n += 1;
+	th_count_drops_(drops, 1);
 }
 
 /* BPF_RB_FORCE_WAKEUP when the ring is past the fill threshold and no wakeup was forced at the
@@ -137,16 +143,6 @@ struct th_stage_state {
 				&name##_stage, sizeof(ev_type), (slots), 0);                \
 		return 0;                                                                \
 	}
-
-/* counts `n` lost events in a ring's "<name>_drops" map */
-static __always_inline void th_count_drops_(void *drops, __u64 n)
-{
-	__u32 zero = 0;
-	__u64 *d = bpf_map_lookup_elem(drops, &zero);
-
-	if (d)
-		*d += n;
-}
 
 static __always_inline void th_stage_busy_(struct th_stage_state *s, __u32 busy)
 {
