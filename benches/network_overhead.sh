@@ -4,7 +4,8 @@
 # client and server threads pinned to one CPU) with nothing attached and under each tracer:
 #   tracehost        the network plugin with its default keys, every event (tcp.connect,
 #                    tcp.accept, tcp.close, ...) rendered by the JSON-lines sink into /dev/null
-#   tracehost/quiet  the same plugin with its event streams off: metrics in maps only
+#   tracehost/quiet  the same plugin, same keys, with no sink subscribed to its events: the host
+#                    mutes them in the kernel (demand), so this is metrics in maps only
 #   tcplife          libbpf-tools (/usr/sbin/tcplife), one line per closed connection, to /dev/null
 #   floor            benches/tp_floor: empty tp_btf programs on the three tracepoints the plugin
 #                    keeps attached (inet_sock_set_state, tcp_retransmit_skb,
@@ -99,8 +100,8 @@ wait_settled() {
   return 1
 }
 
-# The plugin alone, Prometheus for the sanity check at the end; events into the JSON sink
-# (/dev/null), or no event streams at all.
+# The plugin alone with its default keys, Prometheus for the sanity check at the end; events
+# into the JSON sink (/dev/null), or no sink that wants them (then the events are muted).
 write_config() {  # FILE EVENTS(true|false)
   {
     cat <<TOML
@@ -110,11 +111,6 @@ log_level = "warn"
 [plugins.network]
 enabled = true
 required = true
-TOML
-    if [[ $2 == false ]]; then
-      printf 'connect = false\naccept = false\nclose = false\nconnect_failed = false\n'
-    fi
-    cat <<TOML
 
 [sinks.console]
 enabled = false
@@ -187,6 +183,10 @@ traced_run() {
     local opened
     opened=$(scrape | awk '/^tracehost_network_tcp_connections_opened_total/ {s += $NF} END {printf "%.0f", s}')
     echo "    [$name] connections counted by the plugin: $opened (workload: $CONNS x 2 ends)" >&2
+    # which event streams were produced (muted = 1: no sink wanted them)
+    scrape | awk '/^tracehost_events_topic_muted\{topic="tcp.connect"\}/ {
+      print "    [" name "] tcp.connect events " ($NF == 1 ? "muted (no subscriber)" : "produced") }' \
+      name="$name" >&2
     checked[$name]=1
   fi
   stop_pid "$tracer_pid"; tracer_pid=""

@@ -139,6 +139,16 @@ class App {
     }
     spdlog::info("tracehost {} running: plugins [{}], sinks [{}]", TRACEHOST_VERSION, names,
                  sink_names.empty() ? "none" : sink_names);
+    std::string off;
+    for (const auto& t : bus_.stats().topics) {
+      if (t.follows_demand && !t.wanted) off += (off.empty() ? "" : ", ") + t.topic;
+    }
+    if (!off.empty()) {
+      spdlog::info(
+          "not produced, as no sink or plugin subscribes to them: {} (add them to a sink's "
+          "'topics' to have them)",
+          off);
+    }
     return ok();
   }
 

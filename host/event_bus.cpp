@@ -227,6 +227,8 @@ struct EventBus::Topic {
   // Matching subscribers, replaced (never mutated) under the bus lock so publishers can copy the
   // pointer and enqueue without holding it.
   std::shared_ptr<const SubscriberList> subscribers = std::make_shared<SubscriberList>();
+  std::vector<DemandListener> demand_listeners;
+  bool wanted = false;  // a non-passive subscriber is in `subscribers`
 };
 
 struct EventBus::Subscriber {
@@ -387,6 +389,35 @@ void EventBus::rebuild_topic_subscribers_locked(Topic& topic) {
   }
   std::sort(list->begin(), list->end(), [](const auto& a, const auto& b) { return a->id < b->id; });
   topic.subscribers = std::move(list);
+  update_demand_locked(topic);
+}
+
+void EventBus::update_demand_locked(Topic& topic) {
+  const auto& subs = *topic.subscribers;
+  const bool wanted =
+      std::any_of(subs.begin(), subs.end(), [](const auto& s) { return !s->options.passive; });
+  if (wanted == topic.wanted) return;
+  topic.wanted = wanted;
+  for (const auto& listener : topic.demand_listeners) listener(wanted);
+}
+
+Status EventBus::add_demand_listener(TopicId topic, DemandListener listener) {
+  if (!listener) return Error(ErrorKind::kInvalidArgument, "add_demand_listener: no listener");
+  std::unique_lock lock(mu_);
+  auto it = topics_.find(topic);
+  if (it == topics_.end()) {
+    return Error(ErrorKind::kEvent,
+                 "add_demand_listener: unknown topic id " + std::to_string(topic));
+  }
+  listener(it->second->wanted);
+  it->second->demand_listeners.push_back(std::move(listener));
+  return ok();
+}
+
+bool EventBus::wanted(TopicId topic) const {
+  std::shared_lock lock(mu_);
+  auto it = topics_.find(topic);
+  return it != topics_.end() && it->second->wanted;
 }
 
 Status EventBus::publish(TopicId topic, std::span<const std::byte> record) {
@@ -511,6 +542,7 @@ Result<SubscriptionId> EventBus::subscribe(std::string_view owner,
       auto list = std::make_shared<SubscriberList>(*topic->subscribers);
       list->push_back(sub);
       topic->subscribers = std::move(list);
+      update_demand_locked(*topic);
     }
   }
   // The thread holds only a weak reference through `this` + the shared_ptr copy it owns.
@@ -597,6 +629,7 @@ Status EventBus::unsubscribe(SubscriptionId id) {
         if (s != sub) list->push_back(s);
       }
       topic->subscribers = std::move(list);
+      update_demand_locked(*topic);
     }
   }
   close_subscriber(sub);
@@ -680,6 +713,8 @@ BusStats EventBus::stats() const {
       ts.published = t->published.load(std::memory_order_relaxed);
       ts.kernel_drops = t->kernel_drops.load(std::memory_order_relaxed);
       ts.malformed = t->malformed.load(std::memory_order_relaxed);
+      ts.follows_demand = !t->demand_listeners.empty();
+      ts.wanted = t->wanted;
       out.topics.push_back(std::move(ts));
     }
     for (const auto& [id, sub] : subscribers_) subs.push_back(sub);

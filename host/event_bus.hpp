@@ -112,7 +112,15 @@ struct SubscribeOptions {
   std::size_t queue_capacity = 65536;  // events queued before overflow applies
   std::size_t max_batch = 4096;        // most events handed to one callback call
   OverflowPolicy overflow = OverflowPolicy::kDropNewest;
+  // A passive subscription receives what flows but does not ask for it: a topic whose producer
+  // follows demand (add_demand_listener) stays off while only passive subscriptions match it.
+  // The console sink counts events this way.
+  bool passive = false;
 };
+
+// Told whether a topic is wanted: true while at least one non-passive subscription matches it.
+// Called under the bus lock: it must be quick and must not call back into the bus.
+using DemandListener = std::function<void(bool wanted)>;
 
 // Called on the subscription's dispatch thread with >= 1 events of ONE topic. The span and the
 // data it points to are valid only during the call.
@@ -125,6 +133,8 @@ struct TopicStats {
   std::uint64_t published = 0;     // accepted onto the bus
   std::uint64_t kernel_drops = 0;  // reported by the poller from "<map>_drops"
   std::uint64_t malformed = 0;     // shorter than record_size: refused
+  bool follows_demand = false;     // its producer is off while nobody wants it (a listener)
+  bool wanted = false;             // a non-passive subscription matches it
 };
 
 struct SubscriberTopicStats {
@@ -181,6 +191,12 @@ class EventBus {
   // Kernel-side drops for a topic (the poller reports deltas of "<map>_drops").
   void add_kernel_drops(TopicId topic, std::uint64_t delta);
 
+  // Demand: `listener` is called at once with whether the topic is wanted, and again whenever
+  // that changes (subscribe, unsubscribe), until the topic is removed. The ring buffer binding
+  // uses it to mute a BPF producer nobody listens to ("<map>_muted", events.bpf.h).
+  Status add_demand_listener(TopicId topic, DemandListener listener);
+  [[nodiscard]] bool wanted(TopicId topic) const;
+
   // Subscribes `callback` to every topic matching `glob`, including topics registered later.
   // The dispatch thread starts immediately.
   Result<SubscriptionId> subscribe(std::string_view owner, std::string_view glob,
@@ -213,6 +229,8 @@ class EventBus {
   void dispatch_loop(const std::shared_ptr<Subscriber>& sub);
   void close_subscriber(const std::shared_ptr<Subscriber>& sub);
   void rebuild_topic_subscribers_locked(Topic& topic);
+  // Recomputes topic.wanted from its subscribers and tells the listeners when it changed.
+  static void update_demand_locked(Topic& topic);
 
   mutable std::shared_mutex mu_;
   std::unordered_map<TopicId, std::shared_ptr<Topic>> topics_;

@@ -128,6 +128,7 @@ Result<ConsoleSinkOptions> console_sink_options(const toml::table& table,
                         "must be \"auto\", \"stdout\" or \"stderr\", not \"" + o.output + "\"");
   }
   TH_ASSIGN_OR_RETURN(o.filter, EventFilter::from_table(table, config_path, table_name));
+  o.asks_for_topics = table.contains("topics");
   return o;
 }
 
@@ -148,6 +149,7 @@ Status ConsoleSink::start() {
   if (started_) return ok();
   SubscribeOptions so;
   so.name = name_;
+  so.passive = !options_.asks_for_topics;
   TH_ASSIGN_OR_RETURN(sub_, bus_.subscribe(
                                 "sink:" + name_, options_.filter.topics(),
                                 [this](std::span<const th_event> ev) { count(ev); }, so));
@@ -239,11 +241,13 @@ std::string ConsoleSink::render(bool final) {
     std::uint64_t total = 0;
     std::uint64_t kernel = 0;
     std::uint64_t bus_drops = 0;
+    bool off = false;  // muted: nobody subscribes, so the kernel side produces nothing
   };
   std::map<std::string, TopicRow> rows;
   for (const auto& t : bus.topics) {
     if (!options_.filter.topic_matches(t.topic)) continue;
     rows[t.topic].kernel = t.kernel_drops;
+    rows[t.topic].off = t.follows_demand && !t.wanted;
   }
   for (const auto& s : bus.subscriptions) {
     for (const auto& pt : s.per_topic) {
@@ -255,6 +259,11 @@ std::string ConsoleSink::render(bool final) {
          pad_left("total", 12) + pad_left("kernel drops", 14) + pad_left("bus drops", 12) + "\n";
   if (rows.empty()) out += "  (no topics)\n";
   for (const auto& [topic, r] : rows) {
+    if (r.off && r.total == 0) {
+      out += pad_right("  " + fit(topic, kNameCol - 3), kNameCol) +
+             pad_left("off: no sink or plugin subscribes", 50) + "\n";
+      continue;
+    }
     std::uint64_t prev = final ? 0 : last_received_[topic];
     double rate = static_cast<double>(r.total - std::min(prev, r.total)) / div;
     out += pad_right("  " + fit(topic, kNameCol - 3), kNameCol) + pad_left(format_rate(rate), 12) +

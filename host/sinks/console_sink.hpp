@@ -10,6 +10,11 @@
 // unless a json sink writes to stdout, then stderr so stdout stays pure JSON lines), plus the
 // common type/enabled/topics/where. On a terminal each periodic summary redraws the screen; when
 // the output is not a TTY summaries are appended with no escape codes. Lines fit in 100 columns.
+//
+// Demand: without a `topics` key the console only watches (a passive subscription): it counts
+// the events that flow because another sink or a plugin subscribes, and lists the topics nobody
+// subscribes to as off, so they cost nothing in the kernel. With `topics` it asks for them like
+// any other sink.
 #pragma once
 
 #include <chrono>
@@ -38,6 +43,7 @@ struct ConsoleSinkOptions {
   std::vector<std::string> metrics{"*"};
   std::string output = "auto";
   EventFilter filter;
+  bool asks_for_topics = false;  // `topics` given: a subscription that turns its topics on
 };
 
 Result<ConsoleSinkOptions> console_sink_options(const toml::table& table,

@@ -124,11 +124,12 @@ class RegistryCollectable final : public prometheus::Collectable {
   EventFilter filter_;  // only topic globs are used: thread-safe
 };
 
-FamilySnapshot counter_family(std::string name, std::string help, std::vector<std::string> labels) {
+FamilySnapshot bus_family(std::string name, std::string help, std::vector<std::string> labels,
+                          MetricType type = MetricType::kCounter) {
   FamilySnapshot f;
   f.name = std::move(name);
   f.help = std::move(help);
-  f.type = MetricType::kCounter;
+  f.type = type;
   f.owner = "host";
   f.label_names = std::move(labels);
   return f;
@@ -169,22 +170,26 @@ void append_bus_metrics(const BusStats& stats, const EventFilter* filter, Metric
   auto pass = [&](const std::string& topic) {
     return filter == nullptr || filter->topic_matches(topic);
   };
-  auto published = counter_family("tracehost_events_published",
-                                  "Events accepted onto the bus, by topic", {"topic"});
-  auto malformed = counter_family("tracehost_events_malformed",
-                                  "Records refused because they were shorter than the topic's "
-                                  "record size",
-                                  {"topic"});
-  auto delivered =
-      counter_family("tracehost_events_delivered", "Events handed to a subscriber's callback",
-                     {"topic", "subscriber"});
-  auto dropped = counter_family(
-      "tracehost_events_dropped",
-      "Events lost: where=\"kernel\" the BPF side could not reserve ring buffer space, "
-      "where=\"bus\" a subscriber's queue was full",
-      {"topic", "subscriber", "where"});
+  auto published =
+      bus_family("tracehost_events_published", "Events accepted onto the bus, by topic", {"topic"});
+  auto malformed = bus_family("tracehost_events_malformed",
+                              "Records refused because they were shorter than the topic's "
+                              "record size",
+                              {"topic"});
+  auto delivered = bus_family("tracehost_events_delivered",
+                              "Events handed to a subscriber's callback", {"topic", "subscriber"});
+  auto dropped =
+      bus_family("tracehost_events_dropped",
+                 "Events lost: where=\"kernel\" the BPF side could not reserve ring buffer space, "
+                 "where=\"bus\" a subscriber's queue was full",
+                 {"topic", "subscriber", "where"});
+  auto muted = bus_family("tracehost_events_topic_muted",
+                          "1 while the topic's kernel-side producer is muted because no sink or "
+                          "plugin subscribes to it (it then costs nothing), else 0",
+                          {"topic"}, MetricType::kGauge);
   for (const auto& t : stats.topics) {
     if (!pass(t.topic)) continue;
+    add(muted, {t.topic}, t.follows_demand && !t.wanted ? 1 : 0);
     add(published, {t.topic}, static_cast<double>(t.published));
     add(malformed, {t.topic}, static_cast<double>(t.malformed));
     add(dropped, {t.topic, "", "kernel"}, static_cast<double>(t.kernel_drops));
@@ -196,6 +201,7 @@ void append_bus_metrics(const BusStats& stats, const EventFilter* filter, Metric
       add(dropped, {pt.topic, s.name, "bus"}, static_cast<double>(pt.dropped));
     }
   }
+  out.families.push_back(std::move(muted));
   out.families.push_back(std::move(published));
   out.families.push_back(std::move(malformed));
   out.families.push_back(std::move(delivered));

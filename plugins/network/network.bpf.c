@@ -687,7 +687,7 @@ static __always_inline void on_established(const struct sock *sk, __u32 directio
 	if (direction == TH_NET_DIR_OUT) {
 		if (cs)
 			hist_add(cs->connect_slots, &cs->connect_sum, took);
-		if (emit_connect) {
+		if (emit_connect && TH_WANTED(connect_events)) {
 			struct net_tcp_event e;
 
 			fill_event(&e, skc, st->sport, st, now, direction);
@@ -697,7 +697,7 @@ static __always_inline void on_established(const struct sock *sk, __u32 directio
 	} else {
 		if (took && cs)
 			hist_add(cs->accept_slots, &cs->accept_sum, took);
-		if (emit_accept) {
+		if (emit_accept && TH_WANTED(accept_events)) {
 			struct net_tcp_event e;
 
 			fill_event(&e, skc, st->sport, st, now, direction);
@@ -770,7 +770,7 @@ static __always_inline void on_close(const struct sock *sk, struct net_sock_stat
 		__sync_fetch_and_add(&cs->bytes_sent, sent);
 		__sync_fetch_and_add(&cs->bytes_received, received);
 	}
-	if (emit_close && st->kind == TH_NET_KIND_ESTABLISHED) {
+	if (emit_close && st->kind == TH_NET_KIND_ESTABLISHED && TH_WANTED(close_events)) {
 		struct net_tcp_event e;
 		__u64 now = bpf_ktime_get_ns();
 

@@ -196,8 +196,9 @@ int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long syscall_id)
 			}
 		}
 	}
-	/* exec: the arguments vanish with the old image, copy them now */
-	if (emit_exec && is_exec_id(id))
+	/* exec: the arguments vanish with the old image, copy them now (unless nobody subscribes:
+	 * then the exit finds no record and sends nothing) */
+	if (emit_exec && is_exec_id(id) && TH_WANTED(exec_events))
 		capture_exec(task, regs, id);
 	/* timestamp last, so the latency excludes the work above */
 	st->start_ns = bpf_ktime_get_ns();

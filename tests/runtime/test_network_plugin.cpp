@@ -186,7 +186,8 @@ class NetworkPluginTest : public ::testing::Test {
 
   fs::path write_config(const std::string& plugin_keys) {
     fs::path p = dir_->path() / "tracehost.toml";
-    std::ofstream(p) << plugin_test_config("network", plugin_keys, events_path_, "tcp.*", port_);
+    std::ofstream(p) << plugin_test_config("network", plugin_keys, events_path_, json_topics_,
+                                           port_);
     return p;
   }
 
@@ -273,6 +274,7 @@ class NetworkPluginTest : public ::testing::Test {
   std::unique_ptr<TempDir> dir_;
   int port_ = -1;
   fs::path events_path_;
+  std::string json_topics_ = "tcp.*";  // what the JSON-lines sink subscribes to
   std::unique_ptr<HostProcess> host_;
 };
 
@@ -433,6 +435,46 @@ TEST_F(NetworkPluginTest, RefusedConnection) {
       << host_->log();
   EXPECT_EQ(metric(m, "tracehost_network_tcp_connections_opened_total", {{"comm", cli_comm}}),
             std::nullopt);
+  stop_host();
+}
+
+// Demand: with the JSON sink subscribed to tcp.accept only, the other topics are muted in the
+// kernel (nothing reaches the bus, Prometheus says so) while the metrics count every connection.
+TEST_F(NetworkPluginTest, EventsNobodySubscribesToAreNotProduced) {
+  const std::string srv_comm = unique_comm("thns");
+  const std::string cli_comm = unique_comm("thnc");
+  json_topics_ = "tcp.accept";
+  ASSERT_NO_FATAL_FAILURE(start_host("comms = " + toml_list({srv_comm, cli_comm}) + "\n"));
+  int port = 0;
+  int fd = bound_socket(AF_INET, &port);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  auto server = spawn_server(srv_comm, {fd}, 1, 0ms);
+  ASSERT_NE(server, nullptr);
+  auto client = spawn_client(cli_comm, {{AF_INET, port}});
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(server->send());
+  ASSERT_TRUE(server->receive());  // listening
+  ASSERT_TRUE(client->send());
+  const pid_t srv_pid = server->pid();
+  EXPECT_EQ(client->wait(), 0);
+  EXPECT_EQ(server->wait(), 0);
+
+  ASSERT_EQ(events("tcp.accept", srv_pid, 1).size(), 1u) << read_file(events_path_) << host_->log();
+  auto m = scrape(port_);
+  EXPECT_EQ(metric(m, "tracehost_network_tcp_connections_closed_total", {{"comm", cli_comm}}), 1)
+      << host_->log();
+  EXPECT_EQ(metric(m, "tracehost_network_tcp_connections_closed_total", {{"comm", srv_comm}}), 1);
+  for (const char* off : {"tcp.connect", "tcp.close", "tcp.connect_failed"}) {
+    EXPECT_EQ(metric(m, "tracehost_events_topic_muted", {{"topic", off}}), 1) << off;
+    // published counts what the poller took from the ring, subscriber or not
+    EXPECT_EQ(metric(m, "tracehost_events_published_total", {{"topic", off}}), 0) << off;
+  }
+  EXPECT_EQ(metric(m, "tracehost_events_topic_muted", {{"topic", "tcp.accept"}}), 0);
+  EXPECT_GE(metric(m, "tracehost_events_published_total", {{"topic", "tcp.accept"}}), 1);
+  EXPECT_NE(host_->log().find("not produced, as no sink or plugin subscribes to them: tcp.close, "
+                              "tcp.connect, tcp.connect_failed"),
+            std::string::npos)
+      << host_->log();
   stop_host();
 }
 

@@ -203,5 +203,60 @@ TEST_F(StagedRing, RefusesAStageCounterOfTheWrongShape) {
       << st.error().describe();
 }
 
+// "<ring>_muted" (TH_RINGBUF), which the host sets while nobody subscribes to the ring's topic:
+// TH_STAGED_OUTPUT and TH_RESERVE then produce nothing, and the stream resumes once it is cleared.
+TEST_F(StagedRing, MutedRingsProduceNothing) {
+  PinnedCpu pin;
+  auto muted = maps_.find("test/staged_muted");
+  TH_ASSERT_OK(muted);
+  const std::uint32_t key = 0;
+  TH_ASSERT_OK((*muted)->update_value(key, std::uint32_t{1}));
+  TH_ASSERT_OK(bind());
+  TH_ASSERT_OK(poller_->start());
+  produce(20);                        // seq 0..19, never staged
+  std::this_thread::sleep_for(50ms);  // a few poll rounds
+  EXPECT_EQ(count_.load(), 0u) << "a muted staged ring produced events";
+  TH_ASSERT_OK((*muted)->update_value(key, std::uint32_t{0}));
+  produce(3);
+  ASSERT_TRUE(wait_for(3, 2000ms)) << count_.load();
+  poller_->stop();
+  ASSERT_TRUE(bus_.drain());
+  {
+    std::lock_guard lock(mu_);
+    EXPECT_EQ(seqs_, (std::vector<std::uint64_t>{20, 21, 22}));
+  }
+  EXPECT_EQ(poller_->stats()[0].kernel_drops, 0u) << "muted events are not drops";
+
+  // TH_RESERVE (the plain ring "events", read here directly)
+  auto events = maps_.find("test/events");
+  auto events_muted = maps_.find("test/events_muted");
+  TH_ASSERT_OK(events);
+  TH_ASSERT_OK(events_muted);
+  auto plain = obj_->program("tht_produce");
+  TH_ASSERT_OK(plain);
+  auto run_plain = [&] {
+    std::array<std::uint8_t, 64> packet{};
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.data(), .data_size_in = packet.size(),
+                .repeat = 5);
+    ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(*plain), &opts), 0) << std::strerror(errno);
+  };
+  auto count_sample = [](void* ctx, void*, std::size_t) {
+    ++*static_cast<int*>(ctx);
+    return 0;
+  };
+  int records = 0;
+  ::ring_buffer* rb = ring_buffer__new((*events)->fd(), count_sample, &records, nullptr);
+  ASSERT_NE(rb, nullptr) << std::strerror(errno);
+  TH_ASSERT_OK((*events_muted)->update_value(key, std::uint32_t{1}));
+  run_plain();
+  EXPECT_EQ(ring_buffer__consume(rb), 0);
+  EXPECT_EQ(records, 0) << "TH_RESERVE on a muted ring gave a record";
+  TH_ASSERT_OK((*events_muted)->update_value(key, std::uint32_t{0}));
+  run_plain();
+  EXPECT_EQ(ring_buffer__consume(rb), 5);
+  EXPECT_EQ(records, 5);
+  ring_buffer__free(rb);
+}
+
 }  // namespace
 }  // namespace tracehost::host

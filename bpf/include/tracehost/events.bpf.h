@@ -5,6 +5,12 @@
  * `name_drops` (one u64) counting records lost because the ring was full. The host reports that
  * counter as kernel-side drops of the topic the ring is bound to (event_bind_ringbuf).
  *
+ * Demand: it also defines `name_muted` (an array of one u32), which the host sets while no sink
+ * or plugin subscribes to the ring's topic and clears when one does. While it is set the output
+ * macros below write nothing, and TH_WANTED(name) lets a program skip building the event at
+ * all: an event stream nobody reads costs one array lookup. A host that does not manage the map
+ * leaves it 0: every event is produced.
+ *
  * Wakeups: every record is committed with BPF_RB_NO_WAKEUP, so a busy producer does not pay
  * for a wakeup (an IPI and a context switch) per record. The host polls with a short timeout
  * ([host] poll_interval_ms) and then consumes, so latency at low rates stays bounded. Only when
@@ -35,8 +41,28 @@ const volatile __u32 th_rb_wakeup_shift = 2;
 		__type(key, __u32);                            \
 		__type(value, __u64);                          \
 	} name##_drops SEC(".maps");                           \
+	struct {                                               \
+		__uint(type, BPF_MAP_TYPE_ARRAY);              \
+		__uint(max_entries, 1);                        \
+		__type(key, __u32);                            \
+		__type(value, __u32);                          \
+	} name##_muted SEC(".maps");                           \
 	/* consumer position + 1 at the last forced wakeup */ \
 	__u64 name##_woken_at = 0
+
+/* non-zero while the host has muted the ring ("<name>_muted": no subscriber wants its topic) */
+static __always_inline int th_muted_(void *muted)
+{
+	__u32 zero = 0;
+	__u32 *m = bpf_map_lookup_elem(muted, &zero);
+
+	return m && *m;
+}
+
+/* Does anybody want the events of ring `name`? False while the host has muted it, so a program
+ * can skip building an event nobody will read. TH_RESERVE, TH_OUTPUT and TH_STAGED_OUTPUT check
+ * it themselves. */
+#define TH_WANTED(name) (!th_muted_(&name##_muted))
 
 /* counts `n` lost events in a ring's "<name>_drops" map */
 static __always_inline void th_count_drops_(void *drops, __u64 n)
@@ -81,18 +107,21 @@ static __always_inline void *th_reserve_(void *rb, void *drops, __u64 size)
 	return rec;
 }
 
-/* reserves a record of `type` in ring `name`; NULL (and a counted drop) when it is full */
-#define TH_RESERVE(name, type) ((type *)th_reserve_(&name, &name##_drops, sizeof(type)))
+/* reserves a record of `type` in ring `name`; NULL when it is full (a counted drop) or muted */
+#define TH_RESERVE(name, type) \
+	((type *)(TH_WANTED(name) ? th_reserve_(&name, &name##_drops, sizeof(type)) : NULL))
 
 /* commits a record obtained from TH_RESERVE(name, ...) */
 #define TH_SUBMIT(name, rec) bpf_ringbuf_submit((rec), th_wakeup_flags(&name, &name##_woken_at))
 
-/* copies `size` bytes at `data` into ring `name` as one record, counting a drop on failure */
-#define TH_OUTPUT(name, data, size)                                                \
-	do {                                                                       \
-		if (bpf_ringbuf_output(&name, (data), (size),                      \
+/* copies `size` bytes at `data` into ring `name` as one record, counting a drop on failure;
+ * nothing while the ring is muted */
+#define TH_OUTPUT(name, data, size)                                                 \
+	do {                                                                        \
+		if (TH_WANTED(name) &&                                              \
+		    bpf_ringbuf_output(&name, (data), (size),                       \
 				       th_wakeup_flags(&name, &name##_woken_at)) != 0) \
-			th_count_drop(&name##_drops);                              \
+			th_count_drop(&name##_drops);                               \
 	} while (0)
 
 /*
@@ -201,10 +230,15 @@ static __always_inline void th_stage_output_(void *rb, void *drops, __u64 *woken
 	th_stage_busy_(s, 0);
 }
 
-/* copies the event at `ev` (of the ring's type) into the stage of ring `name` (see above) */
-#define TH_STAGED_OUTPUT(name, ev)                                                       \
-	th_stage_output_(&name, &name##_drops, &name##_woken_at, &name##_staged,          \
-			 &name##_stage, (ev), name##_size_, name##_slots_)
+/* copies the event at `ev` (of the ring's type) into the stage of ring `name` (see above);
+ * nothing while the ring is muted */
+#define TH_STAGED_OUTPUT(name, ev)                                                        \
+	do {                                                                              \
+		if (TH_WANTED(name))                                                      \
+			th_stage_output_(&name, &name##_drops, &name##_woken_at,          \
+					 &name##_staged, &name##_stage, (ev), name##_size_, \
+					 name##_slots_);                                  \
+	} while (0)
 
 /* fills the common header from the current task */
 static __always_inline void th_fill_header(struct th_event_header *h, __u64 pid_tgid)

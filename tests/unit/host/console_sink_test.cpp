@@ -116,6 +116,36 @@ TEST_F(ConsoleSinkTest, SummaryShowsTopicsAndTopSeries) {
   sink.stop();
 }
 
+// Without `topics` the console only watches: a topic whose producer follows demand stays off and
+// is listed as such; with `topics` the console asks for it like any sink.
+TEST_F(ConsoleSinkTest, WatchesWithoutAskingUnlessGivenTopics) {
+  TestSchema s("tcp.connect");
+  auto id = bus_.register_topic("network", s.s);
+  ASSERT_TRUE(id.ok());
+  std::vector<bool> heard;
+  ASSERT_TRUE(bus_.add_demand_listener(*id, [&](bool w) { heard.push_back(w); }).ok());
+  {
+    ConsoleSink watcher("console", ConsoleSinkOptions{}, bus_, reg_, nullptr);
+    ASSERT_TRUE(watcher.start().ok());
+    EXPECT_EQ(heard, std::vector<bool>{false});
+    const std::string text = watcher.render(false);
+    EXPECT_NE(text.find("tcp.connect"), std::string::npos) << text;
+    EXPECT_NE(text.find("off: no sink or plugin subscribes"), std::string::npos) << text;
+    watcher.stop();
+  }
+  toml::table t = toml::parse("topics = [\"tcp.*\"]");
+  auto o = console_sink_options(t, "test.toml", "sinks.console");
+  ASSERT_TRUE(o.ok()) << o.error().describe();
+  EXPECT_TRUE(o->asks_for_topics);
+  ConsoleSink asker("console", *o, bus_, reg_, nullptr);
+  ASSERT_TRUE(asker.start().ok());
+  EXPECT_EQ(heard, (std::vector<bool>{false, true}));
+  const std::string text = asker.render(false);
+  EXPECT_EQ(text.find("off: no sink"), std::string::npos) << text;
+  asker.stop();
+  EXPECT_EQ(heard, (std::vector<bool>{false, true, false}));
+}
+
 // "_ratio" gauges (0..1 by Prometheus convention) read as percentages.
 TEST_F(ConsoleSinkTest, RatioGaugesShowAsPercent) {
   const char* labels[] = {"function"};

@@ -414,6 +414,76 @@ TEST(EventBus, KernelDropsAccumulate) {
   EXPECT_EQ(topic_stats(bus.stats(), "test.event")->kernel_drops, 12u);
 }
 
+// Demand: a listener hears whether a topic is wanted (a non-passive subscription matches it) at
+// once and on every change, and passive subscriptions (the console's) never turn a topic on.
+TEST(EventBus, DemandListenersHearWhenATopicIsWanted) {
+  EventBus bus;
+  TestSchema tcp("tcp.connect"), exec("syscall.exec");
+  auto t = bus.register_topic("p", tcp.s);
+  auto x = bus.register_topic("p", exec.s);
+  ASSERT_TRUE(t.ok() && x.ok());
+  std::vector<bool> heard;
+  ASSERT_TRUE(bus.add_demand_listener(*t, [&](bool w) { heard.push_back(w); }).ok());
+  EXPECT_EQ(heard, std::vector<bool>{false});  // at once: nobody subscribes yet
+  EXPECT_FALSE(bus.wanted(*t));
+  EXPECT_TRUE(topic_stats(bus.stats(), "tcp.connect")->follows_demand);
+  EXPECT_FALSE(topic_stats(bus.stats(), "syscall.exec")->follows_demand);
+
+  SubscribeOptions watch;
+  watch.passive = true;
+  auto console = bus.subscribe(
+      "host", "*", [](auto) {}, watch);
+  ASSERT_TRUE(console.ok());
+  auto other = bus.subscribe("host", "syscall.*", [](auto) {});
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(heard, std::vector<bool>{false}) << "passive or non-matching subscriptions";
+  EXPECT_FALSE(topic_stats(bus.stats(), "tcp.connect")->wanted);
+  EXPECT_TRUE(topic_stats(bus.stats(), "syscall.exec")->wanted);
+
+  auto json = bus.subscribe("host", "tcp.*", [](auto) {});
+  ASSERT_TRUE(json.ok());
+  auto plugin = bus.subscribe("other", std::vector<std::string>{"tcp.connect"}, [](auto) {});
+  ASSERT_TRUE(plugin.ok());
+  EXPECT_EQ(heard, (std::vector<bool>{false, true})) << "told once, not per subscription";
+  EXPECT_TRUE(bus.wanted(*t));
+  ASSERT_TRUE(bus.unsubscribe(*json).ok());
+  EXPECT_EQ(heard, (std::vector<bool>{false, true}));
+  ASSERT_TRUE(bus.unsubscribe(*plugin).ok());
+  EXPECT_EQ(heard, (std::vector<bool>{false, true, false}));
+
+  // a listener added while the topic is wanted hears true; remove_owner of a subscriber too
+  auto again = bus.subscribe("other", "tcp.connect", [](auto) {});
+  ASSERT_TRUE(again.ok());
+  std::vector<bool> second;
+  ASSERT_TRUE(bus.add_demand_listener(*t, [&](bool w) { second.push_back(w); }).ok());
+  EXPECT_EQ(second, std::vector<bool>{true});
+  bus.unsubscribe_owner("other");
+  EXPECT_EQ(heard, (std::vector<bool>{false, true, false, true, false}));
+  EXPECT_EQ(second, (std::vector<bool>{true, false}));
+
+  // errors: an unknown topic, no listener
+  EXPECT_FALSE(bus.add_demand_listener(9999, [](bool) {}).ok());
+  EXPECT_FALSE(bus.add_demand_listener(*t, nullptr).ok());
+}
+
+TEST(EventBus, PassiveSubscriptionsReceiveWhatFlows) {
+  EventBus bus;
+  TestSchema s;
+  auto id = bus.register_topic("p", s.s);
+  ASSERT_TRUE(id.ok());
+  std::atomic<int> got{0};
+  SubscribeOptions watch;
+  watch.passive = true;
+  ASSERT_TRUE(bus.subscribe(
+                     "host", "*", [&](auto ev) { got += static_cast<int>(ev.size()); }, watch)
+                  .ok());
+  auto e = sample_event();
+  ASSERT_TRUE(bus.publish(*id, bytes_of(e)).ok());
+  ASSERT_TRUE(bus.drain());
+  EXPECT_EQ(got.load(), 1);
+  EXPECT_FALSE(bus.wanted(*id));
+}
+
 TEST(EventBus, StopUnsubscribesEverythingAndRefusesNewSubscriptions) {
   EventBus bus;
   ASSERT_TRUE(bus.subscribe("t", "*", [](auto) {}).ok());

@@ -108,6 +108,28 @@ TEST(PrometheusText, BusMetrics) {
   EXPECT_FALSE(contains(text, "other.x")) << text;
 }
 
+TEST(PrometheusText, MutedTopics) {
+  EventBus bus;
+  TestSchema s("tcp.connect"), plain("tcp.other");
+  auto id = bus.register_topic("network", s.s);
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(bus.register_topic("network", plain.s).ok());
+  ASSERT_TRUE(bus.add_demand_listener(*id, [](bool) {}).ok());
+  auto muted_text = [&] {
+    MetricsSnapshot snap;
+    append_bus_metrics(bus.stats(), nullptr, snap);
+    return prometheus_text(snap);
+  };
+  std::string text = muted_text();
+  EXPECT_TRUE(contains(text, "# TYPE tracehost_events_topic_muted gauge\n")) << text;
+  EXPECT_TRUE(contains(text, "tracehost_events_topic_muted{topic=\"tcp.connect\"} 1\n")) << text;
+  // no listener: nothing is known to be muted
+  EXPECT_TRUE(contains(text, "tracehost_events_topic_muted{topic=\"tcp.other\"} 0\n")) << text;
+  ASSERT_TRUE(bus.subscribe("sink:json", "tcp.*", [](auto) {}).ok());
+  text = muted_text();
+  EXPECT_TRUE(contains(text, "tracehost_events_topic_muted{topic=\"tcp.connect\"} 0\n")) << text;
+}
+
 // A port that is bound (and listening) by this test.
 struct BusyPort {
   BusyPort() {
