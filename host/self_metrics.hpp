@@ -2,9 +2,8 @@
 //   tracehost_plugin_state{plugin,state}                      gauge, 1 for the current state
 //   tracehost_bpf_prog_run_count_total{plugin,program}        from the kernel's BPF run stats
 //   tracehost_bpf_prog_run_time_seconds_total{plugin,program}
-//   tracehost_events_published_total{topic}, tracehost_events_kernel_dropped_total{topic},
-//   tracehost_events_malformed_total{topic}
-//   tracehost_events_delivered_total{subscriber,topic}, tracehost_events_dropped_total{...}
+//   (the bus's tracehost_events_{published,malformed,delivered,dropped}_total and
+//   tracehost_events_topic_muted come from the Prometheus sink's append_bus_metrics)
 //   tracehost_process_cpu_seconds_total, tracehost_process_resident_memory_bytes
 // Values are read at collect time; nothing is kept between scrapes.
 #pragma once
