@@ -789,15 +789,15 @@ Status PluginContext::event_bind_ringbuf(th_map* ringbuf, const char* topic, std
     }
     TH_ASSIGN_OR_RETURN(flush_fd, flush_program_fd(ref->name()));
   }
-  {
-    std::lock_guard lock(mu_);
-    if (kernel_closed_) return Error(ErrorKind::kEvent, "plugin " + owner_ + " is shutting down");
-    has_ringbufs_ = true;  // set first: a concurrent teardown then removes what add() made
-  }
   // "<map>_muted" (TH_RINGBUF defines it): the BPF side produces nothing while it is 1
   MapRef muted;
   if (auto m = core_.maps.find(ref->name() + "_muted"); m.ok()) {
     TH_ASSIGN_OR_RETURN(muted, check_mute_map(*m));
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (kernel_closed_) return Error(ErrorKind::kEvent, "plugin " + owner_ + " is shutting down");
+    has_ringbufs_ = true;  // set first: a concurrent teardown then removes what add() made
   }
   if (staged) {
     TH_TRY(core_.poller->add_staged(owner_, ref, *id, drops, stage_counts, flush_fd));

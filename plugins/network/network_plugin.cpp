@@ -379,10 +379,11 @@ class NetworkPlugin final : public Plugin {
                                "RTT histogram per process (label comm) or per remote address "
                                "(label remote_addr)")
                     .choices({"process", "remote"}));
-    k.push_back(ConfigKey::boolean("connect", true, "emit tcp.connect events"));
-    k.push_back(ConfigKey::boolean("accept", true, "emit tcp.accept events"));
-    k.push_back(ConfigKey::boolean("close", true, "emit tcp.close events"));
-    k.push_back(ConfigKey::boolean("connect_failed", true, "emit tcp.connect_failed events"));
+    k.push_back(ConfigKey::boolean("connect", true, "emit tcp.connect events (while subscribed)"));
+    k.push_back(ConfigKey::boolean("accept", true, "emit tcp.accept events (while subscribed)"));
+    k.push_back(ConfigKey::boolean("close", true, "emit tcp.close events (while subscribed)"));
+    k.push_back(ConfigKey::boolean("connect_failed", true,
+                                   "emit tcp.connect_failed events (while subscribed)"));
     k.push_back(ringbuf_kb_key());
     return k;
   }

@@ -78,7 +78,6 @@ struct Settings {
   std::uint32_t process_map_entries = 0;
 };
 
-
 Result<Settings> read_settings(const Host& host) {
   const Config cfg = host.config();
   const auto table = native_table();
@@ -254,11 +253,12 @@ class SyscallPlugin final : public Plugin {
                                "only record syscalls at least this slow (metrics and events)")
                     .range(0, 3.6e9));
     add_task_filter_keys(k, kFilterExcludeSelf);
-    k.push_back(ConfigKey::boolean("exec", true, "emit syscall.exec events"));
-    k.push_back(ConfigKey::boolean("open", false, "emit syscall.open events"));
-    k.push_back(ConfigKey::boolean("failed", false,
-                                   "emit syscall.failed events (every syscall returning -errno: "
-                                   "can be very frequent)"));
+    k.push_back(ConfigKey::boolean("exec", true, "emit syscall.exec events (while subscribed)"));
+    k.push_back(ConfigKey::boolean("open", false, "emit syscall.open events (while subscribed)"));
+    k.push_back(ConfigKey::boolean(
+        "failed", false,
+        "emit syscall.failed events while subscribed (every syscall returning -errno: "
+        "can be very frequent)"));
     k.push_back(ConfigKey::u64("slow_threshold_us", 0,
                                "emit syscall.slow events for syscalls at least this slow; 0 = off")
                     .range(0, 3.6e9));

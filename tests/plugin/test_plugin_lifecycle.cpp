@@ -128,7 +128,21 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"verifier_rejects", "verifier_rejects", "", ErrorKind::kLoadFailed,
                               "invalid access to map value", "verifier_reject"},
                       BadCase{"kprobe", "kprobe", "", ErrorKind::kKernelIncompatible,
-                              "CONFIG_KPROBES", "kprobe_only_pro"}),
+                              "CONFIG_KPROBES", "kprobe_only_pro"},
+                      BadCase{"staged_ring_without_flag", "bad_rings",
+                              "mode = \"staged_without_flag\"", ErrorKind::kEvent,
+                              "bad_rings/staged_events is staged (declared with "
+                              "TH_STAGED_RINGBUF): bind it with the flag TH_RINGBUF_STAGED",
+                              "staged_events_f"},
+                      BadCase{"staged_flag_without_stage", "bad_rings",
+                              "mode = \"flag_without_stage\"", ErrorKind::kEvent,
+                              "bad_rings/plain_events is bound with TH_RINGBUF_STAGED but has no "
+                              "'bad_rings/plain_events_staged' map",
+                              "staged_events_f"},
+                      BadCase{"mute_map_of_the_wrong_shape", "bad_rings",
+                              "mode = \"bad_mute_map\"", ErrorKind::kEvent,
+                              "bad_rings/odd_events_muted must be an array of one u32",
+                              "staged_events_f"}),
     [](const ::testing::TestParamInfo<BadCase>& p) { return std::string(p.param.label); });
 
 // Libraries the host must refuse before running any of their code, loaded through the config
