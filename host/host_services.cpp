@@ -789,45 +789,19 @@ Status PluginContext::event_bind_ringbuf(th_map* ringbuf, const char* topic, std
     }
     TH_ASSIGN_OR_RETURN(flush_fd, flush_program_fd(ref->name()));
   }
-  // "<map>_muted" (TH_RINGBUF defines it): the BPF side produces nothing while it is 1
+  // "<map>_muted" (TH_RINGBUF defines it): the poller mutes the ring while nobody wants it
   MapRef muted;
-  if (auto m = core_.maps.find(ref->name() + "_muted"); m.ok()) {
-    TH_ASSIGN_OR_RETURN(muted, check_mute_map(*m));
-  }
+  if (auto m = core_.maps.find(ref->name() + "_muted"); m.ok()) muted = *m;
   {
     std::lock_guard lock(mu_);
     if (kernel_closed_) return Error(ErrorKind::kEvent, "plugin " + owner_ + " is shutting down");
     has_ringbufs_ = true;  // set first: a concurrent teardown then removes what add() made
   }
   if (staged) {
-    TH_TRY(core_.poller->add_staged(owner_, ref, *id, drops, stage_counts, flush_fd));
-  } else {
-    TH_TRY(core_.poller->add(owner_, ref, *id, drops, (flags & TH_RINGBUF_PRODUCER_WAKES) != 0));
+    return core_.poller->add_staged(owner_, ref, *id, drops, stage_counts, flush_fd, muted);
   }
-  if (!muted) return ok();
-  return core_.bus.add_demand_listener(*id, [muted, logger = logger_](bool wanted) {
-    const std::uint32_t key = 0;
-    const std::uint32_t value = wanted ? 0 : 1;
-    if (Status st = muted->update_value(key, value); !st.ok()) {
-      // the ring then keeps its last state: producing for nobody, or silent for a subscriber
-      logger->warn("cannot {} {}: {}", wanted ? "unmute" : "mute", muted->name(),
-                   st.error().message());
-    }
-  });
-}
-
-Result<MapRef> PluginContext::check_mute_map(MapRef map) const {
-  const MapInfo& i = map->info();
-  if (i.type != BPF_MAP_TYPE_ARRAY || i.key_size != 4 || i.value_size != 4 || i.max_entries < 1) {
-    return Error(ErrorKind::kEvent,
-                 "plugin " + owner_ + ": " + i.name +
-                     " must be an array of one u32 (the host mutes the ring through it; "
-                     "TH_RINGBUF in events.bpf.h defines it): found type " +
-                     std::to_string(i.type) + ", key " + std::to_string(i.key_size) +
-                     " bytes, value " + std::to_string(i.value_size) + " bytes, " +
-                     std::to_string(i.max_entries) + " entries");
-  }
-  return map;
+  return core_.poller->add(owner_, ref, *id, drops, (flags & TH_RINGBUF_PRODUCER_WAKES) != 0,
+                           muted);
 }
 
 Result<int> PluginContext::flush_program_fd(const std::string& ring) {

@@ -143,7 +143,6 @@ class PluginContext {
 
   Result<BpfObject*> object_of(th_bpf_object* handle);    // mu_ held
   Result<int> flush_program_fd(const std::string& ring);  // "<map>_flush" of a staged ring
-  Result<MapRef> check_mute_map(MapRef map) const;        // "<map>_muted" has the right shape
   Result<MapRef> map_of(th_map* handle);
   Result<MetricId> metric_of(th_metric* handle);
   Result<const ConfigValue*> config_value(const char* key, th_value_type type);

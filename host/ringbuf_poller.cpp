@@ -38,6 +38,9 @@ struct RingbufPoller::Binding {
   std::vector<std::byte> staged_raw;
   std::atomic<std::uint64_t> flushes{0};
   bool flush_error_logged = false;
+  // demand (follow_demand): set while no subscription wants the topic
+  MapRef muted;
+  std::atomic<bool> idle{false};
 };
 
 namespace {
@@ -78,6 +81,11 @@ Result<std::unique_ptr<RingbufPoller>> RingbufPoller::make(EventBus& bus, Poller
     return Error(ErrorKind::kInternal, "cannot create the ring buffer poller's wakeup eventfd",
                  errno);
   }
+  auto dup = std::make_shared<UniqueFd>(::fcntl(poller->wake_fd_.get(), F_DUPFD_CLOEXEC, 0));
+  if (!*dup) {
+    return Error(ErrorKind::kInternal, "cannot duplicate the ring buffer poller's eventfd", errno);
+  }
+  poller->demand_wake_fd_ = std::move(dup);
   return poller;
 }
 
@@ -115,7 +123,7 @@ void RingbufPoller::wake() {
 }
 
 Status RingbufPoller::add_staged(std::string_view owner, MapRef ringbuf, TopicId topic,
-                                 MapRef drops, MapRef staged, int flush_prog) {
+                                 MapRef drops, MapRef staged, int flush_prog, MapRef muted) {
   if (!ringbuf) return Error(ErrorKind::kInvalidArgument, "bind ring buffer: no map");
   if (!staged) {
     return Error(ErrorKind::kEvent, "staged ring buffer '" + ringbuf->name() +
@@ -139,21 +147,23 @@ Status RingbufPoller::add_staged(std::string_view owner, MapRef ringbuf, TopicId
     return Error(ErrorKind::kEvent,
                  "staged ring buffer '" + ringbuf->name() + "': no usable flush program", errno);
   }
-  return add_binding(owner, std::move(ringbuf), topic, std::move(drops), false, [&](Binding& b) {
-    b.staged = std::move(staged);
-    b.flush_prog = std::move(prog);
-    b.record_size = schema->c().record_size;
-    b.staged_raw.resize(b.staged->info().raw_value_size());
-  });
+  return add_binding(owner, std::move(ringbuf), topic, std::move(drops), false, std::move(muted),
+                     [&](Binding& b) {
+                       b.staged = std::move(staged);
+                       b.flush_prog = std::move(prog);
+                       b.record_size = schema->c().record_size;
+                       b.staged_raw.resize(b.staged->info().raw_value_size());
+                     });
 }
 
 Status RingbufPoller::add(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops,
-                          bool producer_wakes) {
-  return add_binding(owner, std::move(ringbuf), topic, std::move(drops), producer_wakes, {});
+                          bool producer_wakes, MapRef muted) {
+  return add_binding(owner, std::move(ringbuf), topic, std::move(drops), producer_wakes,
+                     std::move(muted), {});
 }
 
 Status RingbufPoller::add_binding(std::string_view owner, MapRef ringbuf, TopicId topic,
-                                  MapRef drops, bool producer_wakes,
+                                  MapRef drops, bool producer_wakes, MapRef muted,
                                   const std::function<void(Binding&)>& extra) {
   if (!ringbuf) return Error(ErrorKind::kInvalidArgument, "bind ring buffer: no map");
   const auto& info = ringbuf->info();
@@ -184,8 +194,43 @@ Status RingbufPoller::add_binding(std::string_view owner, MapRef ringbuf, TopicI
   b->topic = topic;
   b->topic_name = std::string(schema->topic());
   b->polled = !producer_wakes;
+  if (muted) {
+    const auto& m = muted->info();
+    if (m.type != BPF_MAP_TYPE_ARRAY || m.key_size != 4 || m.value_size != 4 || m.max_entries < 1) {
+      return Error(ErrorKind::kEvent,
+                   m.name +
+                       " must be an array of one u32 (the host mutes the ring through it; "
+                       "TH_RINGBUF in events.bpf.h defines it): found type " +
+                       std::to_string(m.type) + ", key " + std::to_string(m.key_size) +
+                       " bytes, value " + std::to_string(m.value_size) + " bytes, " +
+                       std::to_string(m.max_entries) + " entries");
+    }
+    b->muted = std::move(muted);
+  }
   if (extra) extra(*b);
-  return submit([this, b]() mutable { return apply_add(std::move(b)); });
+  TH_TRY(submit([this, b]() mutable { return apply_add(b); }));
+  return b->muted ? follow_demand(b) : ok();
+}
+
+Status RingbufPoller::follow_demand(const std::shared_ptr<Binding>& binding) {
+  // The bus may outlive us and the binding: hold the map and a duplicate of the eventfd, and
+  // only a weak reference to the binding.
+  std::weak_ptr<Binding> weak = binding;
+  return bus_.add_demand_listener(
+      binding->topic, [weak, muted = binding->muted, wake = demand_wake_fd_](bool wanted) {
+        const std::uint32_t key = 0;
+        const std::uint32_t value = wanted ? 0 : 1;
+        if (Status st = muted->update_value(key, value); !st.ok()) {
+          // the ring keeps its last state: producing for nobody, or silent for a subscriber
+          component_logger("poller")->warn("cannot {} {}: {}", wanted ? "unmute" : "mute",
+                                           muted->name(), st.error().message());
+        }
+        if (auto b = weak.lock()) b->idle.store(!wanted, std::memory_order_relaxed);
+        if (wanted) {
+          const std::uint64_t one = 1;  // poll again from now on, not at the next drops read
+          (void)!::write(wake->get(), &one, sizeof(one));
+        }
+      });
 }
 
 void RingbufPoller::remove_owner(std::string_view owner) {
@@ -385,8 +430,9 @@ Status RingbufPoller::start() {
 }
 
 int RingbufPoller::next_timeout_ms() const {
-  const bool any_polled =
-      std::any_of(bindings_.begin(), bindings_.end(), [](const auto& b) { return b->polled; });
+  const bool any_polled = std::any_of(bindings_.begin(), bindings_.end(), [](const auto& b) {
+    return b->polled && !b->idle.load(std::memory_order_relaxed);
+  });
   if (any_polled) return static_cast<int>(options_.poll_interval.count());
   const auto until_drops = std::chrono::duration_cast<std::chrono::milliseconds>(
       next_drops_read_ - std::chrono::steady_clock::now());
@@ -467,6 +513,7 @@ std::vector<RingbufStats> RingbufPoller::stats() const {
     s.kernel_drops = b->kernel_drops.load(std::memory_order_relaxed);
     s.has_drops_map = b->drops != nullptr;
     s.staged = b->staged != nullptr;
+    s.muted = b->idle.load(std::memory_order_relaxed);
     s.events = b->events.load(std::memory_order_relaxed);
     s.flushes = b->flushes.load(std::memory_order_relaxed);
     out.push_back(std::move(s));

@@ -20,6 +20,12 @@
 // empty (BPF_PROG_TEST_RUN on that CPU), so staged events reach the bus within about one poll
 // interval too. Idle CPUs are not disturbed.
 //
+// Demand: a ring bound with its "<map>_muted" map (TH_RINGBUF) follows its topic's demand
+// (EventBus::add_demand_listener): while no non-passive subscription wants the topic the map
+// holds 1, so the BPF side produces nothing, and the ring is not polled either, as if it were a
+// producer_wakes ring (a stage or records left from before the mute still come out at the next
+// drops read). The first subscription clears the map and wakes the poll thread.
+//
 // Kernel drops: a ring buffer may come with its "<map>_drops" map (per-CPU array, one u64 entry,
 // incremented by the BPF side when bpf_ringbuf_reserve fails). It is read every drops_interval
 // and the increase is reported with EventBus::add_kernel_drops; a final read happens at stop().
@@ -67,6 +73,7 @@ struct RingbufStats {
   std::uint64_t kernel_drops = 0;  // last value read from "<map>_drops" (sum over CPUs)
   bool has_drops_map = false;
   bool staged = false;
+  bool muted = false;         // follows demand and nobody wants its topic: produces nothing
   std::uint64_t events = 0;   // events published from those records (records > 1 when staged)
   std::uint64_t flushes = 0;  // "<map>_flush" runs (staged rings)
 };
@@ -81,13 +88,14 @@ class RingbufPoller {
   // Binds a BPF_MAP_TYPE_RINGBUF map to a registered topic. `drops` (may be null) is the
   // "<map>_drops" per-CPU array with one u64 entry; find it in the MapRegistry as
   // "<owner>/<map>_drops". Errors (kEvent/kMap) name the map and say what is wrong with it.
-  // producer_wakes: the BPF side wakes the poller for every record (see above).
+  // producer_wakes: the BPF side wakes the poller for every record (see above). `muted`: the
+  // ring's "<map>_muted" (an array of one u32), or null for a ring that ignores demand.
   Status add(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops = nullptr,
-             bool producer_wakes = false);
+             bool producer_wakes = false, MapRef muted = nullptr);
   // Binds a staged ring (see above): `staged` is "<map>_staged" (per-CPU array, one 8-byte
   // struct th_stage_state), `flush_prog` the fd of "<map>_flush" (duplicated here).
   Status add_staged(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops,
-                    MapRef staged, int flush_prog);
+                    MapRef staged, int flush_prog, MapRef muted = nullptr);
   // Unbinds every ring buffer of `owner` (records still in them are consumed first).
   void remove_owner(std::string_view owner);
 
@@ -107,7 +115,9 @@ class RingbufPoller {
   void run();
   // Poll-thread (or stopped-state) operations; ring_ and bindings_ belong to whoever runs them.
   Status add_binding(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops,
-                     bool producer_wakes, const std::function<void(Binding&)>& extra);
+                     bool producer_wakes, MapRef muted, const std::function<void(Binding&)>& extra);
+  // Makes `binding` follow its topic's demand through its mute map (see above).
+  Status follow_demand(const std::shared_ptr<Binding>& binding);
   Status apply_add(std::shared_ptr<Binding> binding);
   void apply_remove(const std::string& owner);
   Status rebuild_ring();
@@ -133,6 +143,8 @@ class RingbufPoller {
   // forces a wakeup (ring past its fill threshold) or the poll interval passes.
   UniqueFd wait_epoll_;
   UniqueFd wake_fd_;  // eventfd in wait_epoll_: requests and stop() interrupt a long sleep
+  // a duplicate of wake_fd_ for demand listeners, which the bus may call after we are gone
+  std::shared_ptr<const UniqueFd> demand_wake_fd_;
   std::vector<std::shared_ptr<Binding>> bindings_;  // owned by the poll thread while running
   std::vector<BatchBuilder> builders_;              // one per bound topic slot
   std::chrono::steady_clock::time_point next_drops_read_{};

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -228,6 +229,72 @@ TEST_F(RingbufPollerTest, ProducerWakesRingsAreNotPolled) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
   ASSERT_TRUE(bus_.drain());
   EXPECT_EQ(collector_->count.load(), 15u);
+}
+
+// A ring bound with its mute map follows its topic's demand: while only a passive subscription
+// matches, the map holds 1 and the ring is not polled (this producer ignores the map, so its
+// records show whether anybody polls); the first real subscription clears the map and polling
+// resumes at once; the last one leaving sets it again.
+TEST_F(RingbufPollerTest, MutedRingsAreNotPolledUntilWanted) {
+  th_field field = ts_field();
+  th_event_schema schema{sizeof(th_event_schema), "quiet.ring", "ktime", 8, &field, 1};
+  auto topic = bus_.register_topic("test", schema);
+  ASSERT_TRUE(topic.ok()) << topic.error().describe();
+  // shared with the callbacks, which may outlive this scope if an assertion returns early
+  auto watched = std::make_shared<Collector>();
+  auto wanted = std::make_shared<Collector>();
+  SubscribeOptions passive;
+  passive.passive = true;
+  auto watch = bus_.subscribe(
+      "test", "quiet.*", [watched](auto ev) { (*watched)(ev); }, passive);
+  ASSERT_TRUE(watch.ok());
+
+  auto ring = make_ring("th_rb_muted", 1 << 16);
+  MapRef muted = make_map("th_rb_muted_muted", BPF_MAP_TYPE_ARRAY, 4, 4, 1);
+  auto mute_value = [&] {
+    std::uint32_t key = 0, value = 42;
+    EXPECT_TRUE(muted->lookup_value(key, value).ok());
+    return value;
+  };
+  PollerOptions options;
+  options.drops_interval = 5000ms;  // the only timed wakeup of a ring that is not polled
+  auto poller = RingbufPoller::make(bus_, options);
+  ASSERT_TRUE(poller.ok());
+  ASSERT_TRUE((*poller)->add("test", ring.ring, *topic, ring.drops, false, muted).ok());
+  EXPECT_EQ(mute_value(), 1u) << "nobody but a passive watcher: muted";
+  ASSERT_TRUE((*poller)->start().ok());
+  std::this_thread::sleep_for(30ms);
+  EXPECT_TRUE((*poller)->stats()[0].muted);
+  produce(ring, 5);
+  std::this_thread::sleep_for(300ms);  // thirty poll intervals
+  ASSERT_TRUE(bus_.drain());
+  EXPECT_EQ(watched->count.load(), 0u) << "a muted ring was polled";
+
+  auto sub = bus_.subscribe("test", "quiet.ring", [wanted](auto ev) { (*wanted)(ev); });
+  ASSERT_TRUE(sub.ok());
+  EXPECT_EQ(mute_value(), 0u);
+  // the subscription woke the poller: the waiting records come out within a poll round or two
+  ASSERT_TRUE(wanted->wait_for(5, 200ms)) << wanted->count.load();
+  const auto t0 = std::chrono::steady_clock::now();
+  produce(ring, 3);
+  ASSERT_TRUE(wanted->wait_for(8, 2000ms)) << wanted->count.load();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 100ms) << "not polled after the unmute";
+  EXPECT_FALSE((*poller)->stats()[0].muted);
+
+  ASSERT_TRUE(bus_.unsubscribe(*sub).ok());
+  EXPECT_EQ(mute_value(), 1u);
+  (*poller)->stop();
+  ASSERT_TRUE(bus_.unsubscribe(*watch).ok());
+
+  // a mute map of the wrong shape is refused before anything is bound
+  auto other = make_ring("th_rb_badmute", 1 << 16);
+  MapRef hash = make_map("th_rb_badmute_muted", BPF_MAP_TYPE_HASH, 4, 4, 1);
+  auto refused = (*poller)->add("test", other.ring, *topic, other.drops, false, hash);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("test/th_rb_badmute_muted must be an array of one u32"),
+            std::string::npos)
+      << refused.error().describe();
+  EXPECT_EQ((*poller)->stats().size(), 1u);
 }
 
 TEST_F(RingbufPollerTest, KernelDropsAreReportedToTheBus) {
