@@ -213,24 +213,26 @@ Status RingbufPoller::add_binding(std::string_view owner, MapRef ringbuf, TopicI
 }
 
 Status RingbufPoller::follow_demand(const std::shared_ptr<Binding>& binding) {
-  // The bus may outlive us and the binding: hold the map and a duplicate of the eventfd, and
-  // only a weak reference to the binding.
+  // The bus may outlive the binding and us: a weak reference to the binding (once it is unbound
+  // the listener does nothing) and a duplicate of the eventfd (still open if we are gone while
+  // it runs).
   std::weak_ptr<Binding> weak = binding;
-  return bus_.add_demand_listener(
-      binding->topic, [weak, muted = binding->muted, wake = demand_wake_fd_](bool wanted) {
-        const std::uint32_t key = 0;
-        const std::uint32_t value = wanted ? 0 : 1;
-        if (Status st = muted->update_value(key, value); !st.ok()) {
-          // the ring keeps its last state: producing for nobody, or silent for a subscriber
-          component_logger("poller")->warn("cannot {} {}: {}", wanted ? "unmute" : "mute",
-                                           muted->name(), st.error().message());
-        }
-        if (auto b = weak.lock()) b->idle.store(!wanted, std::memory_order_relaxed);
-        if (wanted) {
-          const std::uint64_t one = 1;  // poll again from now on, not at the next drops read
-          (void)!::write(wake->get(), &one, sizeof(one));
-        }
-      });
+  return bus_.add_demand_listener(binding->topic, [weak, wake = demand_wake_fd_](bool wanted) {
+    auto b = weak.lock();
+    if (!b) return;
+    const std::uint32_t key = 0;
+    const std::uint32_t value = wanted ? 0 : 1;
+    if (Status st = b->muted->update_value(key, value); !st.ok()) {
+      // the ring keeps its last state: producing for nobody, or silent for a subscriber
+      component_logger("poller")->warn("cannot {} {}: {}", wanted ? "unmute" : "mute",
+                                       b->muted->name(), st.error().message());
+    }
+    b->idle.store(!wanted, std::memory_order_relaxed);
+    if (wanted) {
+      const std::uint64_t one = 1;  // poll again from now on, not at the next drops read
+      (void)!::write(wake->get(), &one, sizeof(one));
+    }
+  });
 }
 
 void RingbufPoller::remove_owner(std::string_view owner) {
