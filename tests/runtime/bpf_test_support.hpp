@@ -4,8 +4,11 @@
 #include <bpf/bpf.h>
 #include <unistd.h>
 
+#include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -61,6 +64,15 @@ class BpfTest : public ::testing::Test {
     EXPECT_EQ(wait_for_test_programs_gone(), 0) << "this test leaked BPF programs";
   }
 };
+
+// Runs the program `prog_fd` `repeat` times in the kernel (BPF_PROG_TEST_RUN on a zeroed 64-byte
+// packet: socket-filter producers of test records).
+inline void run_program(int prog_fd, int repeat) {
+  std::array<std::uint8_t, 64> packet{};
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.data(), .data_size_in = packet.size(),
+              .repeat = repeat);
+  ASSERT_EQ(bpf_prog_test_run_opts(prog_fd, &opts), 0) << std::strerror(errno);
+}
 
 inline std::unique_ptr<host::BpfObject> open_object(std::string name,
                                                     std::span<const std::byte> elf) {

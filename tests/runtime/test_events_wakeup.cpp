@@ -54,12 +54,7 @@ class EventsWakeup : public BpfTest {
   }
 
   // commits n records, one per run of the program
-  void produce(int n) {
-    std::array<std::uint8_t, 64> packet{};
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.data(), .data_size_in = packet.size(),
-                .repeat = n);
-    ASSERT_EQ(bpf_prog_test_run_opts(prog_fd_, &opts), 0) << std::strerror(errno);
-  }
+  void produce(int n) { testing::run_program(prog_fd_, n); }
   // whether the ring woke its waiters since the last call (edge-triggered, as the host waits)
   bool woke() {
     epoll_event ev{};

@@ -85,12 +85,7 @@ class StagedRing : public BpfTest {
     return poller_->add_staged("test", ring, topic_, drops, counts, flush_fd_);
   }
   // stages n events, one per run of the program, on the calling thread's CPU
-  void produce(int n) {
-    std::array<std::uint8_t, 64> packet{};
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.data(), .data_size_in = packet.size(),
-                .repeat = n);
-    ASSERT_EQ(bpf_prog_test_run_opts(produce_fd_, &opts), 0) << std::strerror(errno);
-  }
+  void produce(int n) { testing::run_program(produce_fd_, n); }
   bool wait_for(std::size_t n, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (count_.load() < n && std::chrono::steady_clock::now() < deadline) {
@@ -234,12 +229,7 @@ TEST_F(StagedRing, MutedRingsProduceNothing) {
   TH_ASSERT_OK(events_muted);
   auto plain = obj_->program("tht_produce");
   TH_ASSERT_OK(plain);
-  auto run_plain = [&] {
-    std::array<std::uint8_t, 64> packet{};
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.data(), .data_size_in = packet.size(),
-                .repeat = 5);
-    ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(*plain), &opts), 0) << std::strerror(errno);
-  };
+  auto run_plain = [&] { testing::run_program(bpf_program__fd(*plain), 5); };
   auto count_sample = [](void* ctx, void*, std::size_t) {
     ++*static_cast<int*>(ctx);
     return 0;
