@@ -248,5 +248,59 @@ TEST_F(StagedRing, MutedRingsProduceNothing) {
   ring_buffer__free(rb);
 }
 
+// A stage is busy while a program copies an event in or flushes it. A program that interrupts
+// that on the same CPU (a softirq's tracepoint during a process's) must neither wait nor touch
+// the stage: its event goes into the ring directly, as a record of one, and the poller's flush
+// of a busy stage leaves it for a later round. Here user space sets "busy", as if a program on
+// this CPU had been interrupted mid-copy; the poller starts only after that, so no flush races
+// with these writes (a flush of a busy stage writes nothing).
+TEST_F(StagedRing, ABusyStageIsPassedByAndFlushedOnceFree) {
+  struct StageState {  // struct th_stage_state (events.bpf.h)
+    std::uint32_t count;
+    std::uint32_t busy;
+  };
+  PinnedCpu pin;
+  const auto cpu = static_cast<std::size_t>(sched_getcpu());
+  auto state = maps_.find("test/staged_staged");
+  TH_ASSERT_OK(state);
+  // a per-CPU value is read and written for every possible CPU at once
+  std::vector<StageState> per_cpu(static_cast<std::size_t>(libbpf_num_possible_cpus()));
+  ASSERT_GT(per_cpu.size(), cpu);
+  const std::uint32_t key = 0;
+  auto read_state = [&] {
+    EXPECT_EQ(bpf_map_lookup_elem((*state)->fd(), &key, per_cpu.data()), 0)
+        << std::strerror(errno);
+    return per_cpu[cpu];
+  };
+  auto set_busy = [&](std::uint32_t busy) {
+    read_state();
+    per_cpu[cpu].busy = busy;
+    EXPECT_EQ(bpf_map_update_elem((*state)->fd(), &key, per_cpu.data(), BPF_EXIST), 0)
+        << std::strerror(errno);
+  };
+  TH_ASSERT_OK(bind());
+  produce(3);  // seq 0..2: staged, and no poller yet to flush them
+  ASSERT_EQ(read_state().count, 3u);
+  set_busy(1);
+  produce(2);  // seq 3, 4: around the busy stage
+  EXPECT_EQ(read_state().count, 3u) << "an event went into a busy stage";
+
+  TH_ASSERT_OK(poller_->start());
+  ASSERT_TRUE(wait_for(2, 2000ms)) << "events that found the stage busy did not reach the ring";
+  std::this_thread::sleep_for(50ms);  // several poll rounds
+  EXPECT_EQ(count_.load(), 2u) << "a busy stage was flushed";
+  EXPECT_EQ(read_state().count, 3u);
+  EXPECT_EQ(poller_->stats()[0].records, 2u) << "one ring record per event that passed";
+
+  set_busy(0);
+  ASSERT_TRUE(wait_for(5, 2000ms)) << "the stage was not flushed once free: " << count_.load();
+  poller_->stop();
+  ASSERT_TRUE(bus_.drain());
+  EXPECT_EQ(poller_->stats()[0].kernel_drops, 0u);
+  std::lock_guard lock(mu_);
+  EXPECT_EQ(seqs_, (std::vector<std::uint64_t>{3, 4, 0, 1, 2}))
+      << "what passed the stage first, then what it held, in its order";
+}
+
 }  // namespace
 }  // namespace tracehost::host
