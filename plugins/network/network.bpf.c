@@ -162,10 +162,11 @@ struct {
 } rtt_budget SEC(".maps");
 
 /* one ring per topic; sized by the plugin (ringbuf_kb, one page when the topic is off). The
- * frequent three are staged: up to eight events a ring record (events.bpf.h) */
-TH_STAGED_RINGBUF(connect_events, 256 * 1024, struct net_tcp_event, 8);
-TH_STAGED_RINGBUF(accept_events, 256 * 1024, struct net_tcp_event, 8);
-TH_STAGED_RINGBUF(close_events, 256 * 1024, struct net_tcp_event, 8);
+ * frequent three are staged: up to 32 events (4 KiB) a ring record (events.bpf.h); 32 took
+ * about 0.15 us a connection off 8 (docs/performance.md §5, run 16) */
+TH_STAGED_RINGBUF(connect_events, 256 * 1024, struct net_tcp_event, 32);
+TH_STAGED_RINGBUF(accept_events, 256 * 1024, struct net_tcp_event, 32);
+TH_STAGED_RINGBUF(close_events, 256 * 1024, struct net_tcp_event, 32);
 TH_RINGBUF(failed_events, 256 * 1024);
 
 /* initial values for map inserts (read-only data, so no stack copies) */

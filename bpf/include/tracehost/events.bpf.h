@@ -130,8 +130,8 @@ static __always_inline void *th_reserve_(void *rb, void *drops, __u64 size)
  * copies one event into the stage of the current CPU; a full stage goes into the ring as ONE
  * record of `slots` events back to back. Committing a ring record costs far more than the
  * copy: its locked instructions wait for the cache lines the consumer on another CPU read a
- * lap earlier, so one record of 8 events costs about what one event did (docs/performance.md
- * §5). The host splits the records (bind the ring with TH_RINGBUF_STAGED) and, before each poll
+ * lap earlier, so one record of 8 events costs about what one event did, and 32 a little less
+ * again per event (docs/performance.md §5, runs 14 and 16). The host splits the records (bind the ring with TH_RINGBUF_STAGED) and, before each poll
  * round and at stop, runs the program `<name>_flush` on every CPU whose stage holds events, so
  * events still reach the bus within about one poll interval at any rate.
  *
