@@ -268,8 +268,7 @@ TEST_F(StagedRing, ABusyStageIsPassedByAndFlushedOnceFree) {
   ASSERT_GT(per_cpu.size(), cpu);
   const std::uint32_t key = 0;
   auto read_state = [&] {
-    EXPECT_EQ(bpf_map_lookup_elem((*state)->fd(), &key, per_cpu.data()), 0)
-        << std::strerror(errno);
+    EXPECT_EQ(bpf_map_lookup_elem((*state)->fd(), &key, per_cpu.data()), 0) << std::strerror(errno);
     return per_cpu[cpu];
   };
   auto set_busy = [&](std::uint32_t busy) {
