@@ -139,16 +139,7 @@ class App {
     }
     spdlog::info("tracehost {} running: plugins [{}], sinks [{}]", TRACEHOST_VERSION, names,
                  sink_names.empty() ? "none" : sink_names);
-    std::string off;
-    for (const auto& t : bus_.stats().topics) {
-      if (t.follows_demand && !t.wanted) off += (off.empty() ? "" : ", ") + t.topic;
-    }
-    if (!off.empty()) {
-      spdlog::info(
-          "not produced, as no sink or plugin subscribes to them: {} (add them to a sink's "
-          "'topics' to have them)",
-          off);
-    }
+    report_topics_not_produced();
     return ok();
   }
 
@@ -173,6 +164,43 @@ class App {
   [[nodiscard]] const PluginManager* plugins() const { return plugins_.get(); }
 
  private:
+  // What the start-up log says of topics nothing will be produced on: those nobody subscribes
+  // to (muted), and those their plugin turned off, which a sink naming one exactly should hear.
+  void report_topics_not_produced() const {
+    const BusStats bus = bus_.stats();
+    std::string muted;
+    for (const auto& t : bus.topics) {
+      if (t.off_reason.empty() && t.follows_demand && !t.wanted) {
+        muted += (muted.empty() ? "" : ", ") + t.topic;
+      }
+      if (t.off_reason.empty()) continue;
+      for (const auto& s : bus.subscriptions) {
+        bool named = false;  // a glob of the subscription is the topic's exact name
+        for (std::size_t b = 0; b <= s.glob.size();) {
+          std::size_t e = s.glob.find(',', b);
+          if (e == std::string::npos) e = s.glob.size();
+          named = named || s.glob.compare(b, e - b, t.topic) == 0;
+          b = e + 1;
+        }
+        if (!named) continue;
+        std::string who = s.owner;
+        if (who.starts_with("sink:")) {
+          who = "sink " + who.substr(5);
+        } else {
+          who = "plugin " + who;
+        }
+        spdlog::warn("{} subscribes to {}, which plugin {} does not produce in this run: {}", who,
+                     t.topic, t.owner, t.off_reason);
+      }
+    }
+    if (!muted.empty()) {
+      spdlog::info(
+          "not produced, as no sink or plugin subscribes to them: {} (add them to a sink's "
+          "'topics' to have them)",
+          muted);
+    }
+  }
+
   const Config& config_;
   // Declaration order = reverse destruction order: the data plane outlives the plugins.
   EventBus bus_;

@@ -228,7 +228,8 @@ struct EventBus::Topic {
   // pointer and enqueue without holding it.
   std::shared_ptr<const SubscriberList> subscribers = std::make_shared<SubscriberList>();
   std::vector<DemandListener> demand_listeners;
-  bool wanted = false;  // a non-passive subscriber is in `subscribers`
+  bool wanted = false;     // a non-passive subscriber is in `subscribers`
+  std::string off_reason;  // set_off()
 };
 
 struct EventBus::Subscriber {
@@ -411,6 +412,16 @@ Status EventBus::add_demand_listener(TopicId topic, DemandListener listener) {
   }
   listener(it->second->wanted);
   it->second->demand_listeners.push_back(std::move(listener));
+  return ok();
+}
+
+Status EventBus::set_off(TopicId topic, std::string reason) {
+  std::unique_lock lock(mu_);
+  auto it = topics_.find(topic);
+  if (it == topics_.end()) {
+    return Error(ErrorKind::kEvent, "set_off: unknown topic id " + std::to_string(topic));
+  }
+  it->second->off_reason = std::move(reason);
   return ok();
 }
 
@@ -715,6 +726,7 @@ BusStats EventBus::stats() const {
       ts.malformed = t->malformed.load(std::memory_order_relaxed);
       ts.follows_demand = !t->demand_listeners.empty();
       ts.wanted = t->wanted;
+      ts.off_reason = t->off_reason;
       out.topics.push_back(std::move(ts));
     }
     for (const auto& [id, sub] : subscribers_) subs.push_back(sub);

@@ -135,6 +135,7 @@ struct TopicStats {
   std::uint64_t malformed = 0;     // shorter than record_size: refused
   bool follows_demand = false;     // its producer is off while nobody wants it (a listener)
   bool wanted = false;             // a non-passive subscription matches it
+  std::string off_reason;          // not empty: its owner does not produce it (set_off)
 };
 
 struct SubscriberTopicStats {
@@ -196,6 +197,10 @@ class EventBus {
   // uses it to mute a BPF producer nobody listens to ("<map>_muted", events.bpf.h).
   Status add_demand_listener(TopicId topic, DemandListener listener);
   [[nodiscard]] bool wanted(TopicId topic) const;
+
+  // Marks a topic as not produced in this run, for `reason` (its owner's config turned it off,
+  // say); an empty reason marks it produced again. Only what stats() reports changes.
+  Status set_off(TopicId topic, std::string reason);
 
   // Subscribes `callback` to every topic matching `glob`, including topics registered later.
   // The dispatch thread starts immediately.

@@ -251,6 +251,9 @@ th_status c_event_subscribe(th_host* h, const char* glob, th_event_batch_fn fn, 
 th_status c_event_unsubscribe(th_host* h, th_subscription_id id, th_error* err) {
   return guarded(h, err, [&](PluginContext& c) { return c.event_unsubscribe(id); });
 }
+th_status c_event_set_off(th_host* h, const char* topic, const char* reason, th_error* err) {
+  return guarded(h, err, [&](PluginContext& c) { return c.event_set_off(topic, reason); });
+}
 
 th_status c_metric_register(th_host* h, const th_metric_family* family, th_metric** out,
                             th_error* err) {
@@ -346,6 +349,7 @@ PluginContext::PluginContext(std::string owner, HostCore& core, PluginConfig con
   api_.event_publish = c_event_publish;
   api_.event_subscribe = c_event_subscribe;
   api_.event_unsubscribe = c_event_unsubscribe;
+  api_.event_set_off = c_event_set_off;
   api_.metric_register = c_metric_register;
   api_.metric_find = c_metric_find;
   api_.metric_update = c_metric_update;
@@ -797,6 +801,7 @@ Status PluginContext::event_bind_ringbuf(th_map* ringbuf, const char* topic, std
     if (kernel_closed_) return Error(ErrorKind::kEvent, "plugin " + owner_ + " is shutting down");
     has_ringbufs_ = true;  // set first: a concurrent teardown then removes what add() made
   }
+  TH_TRY(core_.bus.set_off(*id, {}));  // a ring produces it after all (event_set_off)
   if (staged) {
     return core_.poller->add_staged(owner_, ref, *id, drops, stage_counts, flush_fd, muted);
   }
@@ -843,6 +848,30 @@ Status PluginContext::event_publish(const char* topic, const void* data, size_t 
                                         "; plugins publish only to their own topics");
   }
   return core_.bus.publish(*id, bytes(data, size));
+}
+
+Status PluginContext::event_set_off(const char* topic, const char* reason) {
+  if (topic == nullptr) return null_arg("topic");
+  if (reason == nullptr) return null_arg("reason");
+  auto id = core_.bus.find_topic(topic);
+  if (!id) {
+    return Error(ErrorKind::kNotFound, "plugin " + owner_ + ": cannot declare unknown topic '" +
+                                           topic + "' off (declare it in the descriptor first)");
+  }
+  if (core_.bus.owner_of(*id) != owner_) {
+    return Error(ErrorKind::kInvalidArgument,
+                 "plugin " + owner_ + ": topic '" + std::string(topic) + "' belongs to " +
+                     core_.bus.owner_of(*id) + "; plugins declare only their own topics off");
+  }
+  std::string why(reason);
+  if (why.empty()) {
+    return Error(ErrorKind::kInvalidArgument,
+                 "plugin " + owner_ + ": declaring topic '" + std::string(topic) +
+                     "' off needs a reason for people, e.g. the config key that turned it off");
+  }
+  constexpr std::size_t kMaxReason = 200;  // one line of the console and the start-up log
+  if (why.size() > kMaxReason) why = why.substr(0, kMaxReason - 3) + "...";
+  return core_.bus.set_off(*id, std::move(why));
 }
 
 Result<th_subscription_id> PluginContext::event_subscribe(const char* glob, th_event_batch_fn fn,

@@ -131,6 +131,7 @@ class PluginContext {
   Status event_publish(const char* topic, const void* data, size_t size);
   Result<th_subscription_id> event_subscribe(const char* glob, th_event_batch_fn fn, void* user);
   Status event_unsubscribe(th_subscription_id id);
+  Status event_set_off(const char* topic, const char* reason);
   Result<th_metric*> metric_find(const char* name);
   Status metric_update(th_metric* metric, const char* const* label_values, size_t label_count,
                        int32_t op, double value);

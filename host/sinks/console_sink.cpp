@@ -241,13 +241,17 @@ std::string ConsoleSink::render(bool final) {
     std::uint64_t total = 0;
     std::uint64_t kernel = 0;
     std::uint64_t bus_drops = 0;
-    bool off = false;  // muted: nobody subscribes, so the kernel side produces nothing
+    std::string off;  // why nothing is produced: its plugin turned it off, or nobody asks
   };
   std::map<std::string, TopicRow> rows;
   for (const auto& t : bus.topics) {
     if (!options_.filter.topic_matches(t.topic)) continue;
     rows[t.topic].kernel = t.kernel_drops;
-    rows[t.topic].off = t.follows_demand && !t.wanted;
+    if (!t.off_reason.empty()) {
+      rows[t.topic].off = t.off_reason;
+    } else if (t.follows_demand && !t.wanted) {
+      rows[t.topic].off = "no sink or plugin subscribes";
+    }
   }
   for (const auto& s : bus.subscriptions) {
     for (const auto& pt : s.per_topic) {
@@ -259,9 +263,9 @@ std::string ConsoleSink::render(bool final) {
          pad_left("total", 12) + pad_left("kernel drops", 14) + pad_left("bus drops", 12) + "\n";
   if (rows.empty()) out += "  (no topics)\n";
   for (const auto& [topic, r] : rows) {
-    if (r.off && r.total == 0) {
+    if (!r.off.empty() && r.total == 0) {
       out += pad_right("  " + fit(topic, kNameCol - 3), kNameCol) +
-             pad_left("off: no sink or plugin subscribes", 50) + "\n";
+             pad_left(fit("off: " + r.off, 50), 50) + "\n";
       continue;
     }
     std::uint64_t prev = final ? 0 : last_received_[topic];

@@ -184,12 +184,13 @@ void append_bus_metrics(const BusStats& stats, const EventFilter* filter, Metric
                  "where=\"bus\" a subscriber's queue was full",
                  {"topic", "subscriber", "where"});
   auto muted = bus_family("tracehost_events_topic_muted",
-                          "1 while the topic's kernel-side producer is muted because no sink or "
-                          "plugin subscribes to it (it then costs nothing), else 0",
+                          "1 while the topic is not produced: no sink or plugin subscribes to it "
+                          "(its kernel-side producer is muted and costs nothing), or its plugin's "
+                          "config turned it off; else 0",
                           {"topic"}, MetricType::kGauge);
   for (const auto& t : stats.topics) {
     if (!pass(t.topic)) continue;
-    add(muted, {t.topic}, t.follows_demand && !t.wanted ? 1 : 0);
+    add(muted, {t.topic}, !t.off_reason.empty() || (t.follows_demand && !t.wanted) ? 1 : 0);
     add(published, {t.topic}, static_cast<double>(t.published));
     add(malformed, {t.topic}, static_cast<double>(t.malformed));
     add(dropped, {t.topic, "", "kernel"}, static_cast<double>(t.kernel_drops));

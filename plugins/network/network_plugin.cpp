@@ -595,10 +595,10 @@ class NetworkPlugin final : public Plugin {
 
   static std::array<TopicRing, 4> topic_rings(const Settings& s) {
     // the frequent three are staged (network.bpf.c); a failure is reported at once
-    return {{{s.connect, "connect_events", kTopicConnect, TH_RINGBUF_STAGED},
-             {s.accept, "accept_events", kTopicAccept, TH_RINGBUF_STAGED},
-             {s.close, "close_events", kTopicClose, TH_RINGBUF_STAGED},
-             {s.failed, "failed_events", kTopicFailed}}};
+    return {{{s.connect, "connect_events", kTopicConnect, TH_RINGBUF_STAGED, "connect = false"},
+             {s.accept, "accept_events", kTopicAccept, TH_RINGBUF_STAGED, "accept = false"},
+             {s.close, "close_events", kTopicClose, TH_RINGBUF_STAGED, "close = false"},
+             {s.failed, "failed_events", kTopicFailed, 0, "connect_failed = false"}}};
   }
 
   // A counter without labels over the one-entry map `map` (its per-CPU copies summed).

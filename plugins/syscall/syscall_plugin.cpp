@@ -387,10 +387,10 @@ class SyscallPlugin final : public Plugin {
   }
 
   static std::array<TopicRing, 4> topic_rings(const Settings& s) {
-    return {{{s.exec, "exec_events", kTopicExec},
-             {s.open, "open_events", kTopicOpen},
-             {s.failed, "failed_events", kTopicFailed},
-             {s.slow_threshold_ns != 0, "slow_events", kTopicSlow}}};
+    return {{{s.exec, "exec_events", kTopicExec, 0, "exec = false"},
+             {s.open, "open_events", kTopicOpen, 0, "open = false"},
+             {s.failed, "failed_events", kTopicFailed, 0, "failed = false"},
+             {s.slow_threshold_ns != 0, "slow_events", kTopicSlow, 0, "slow_threshold_us = 0"}}};
   }
 
   static Status bind_metrics(Host& host, const BpfObject& obj, const Settings& s) {

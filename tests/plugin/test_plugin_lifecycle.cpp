@@ -140,7 +140,17 @@ INSTANTIATE_TEST_SUITE_P(
                 "staged_events_f"},
         BadCase{"mute_map_of_the_wrong_shape", "bad_rings", "mode = \"bad_mute_map\"",
                 ErrorKind::kEvent, "bad_rings/odd_events_muted must be an array of one u32",
-                "staged_events_f"}),
+                "staged_events_f"},
+        BadCase{"unknown_topic_declared_off", "bad_rings", "mode = \"off_unknown\"",
+                ErrorKind::kNotFound, "cannot declare unknown topic 'bad_rings.nope' off", nullptr},
+        BadCase{"other_plugins_topic_declared_off", "bad_rings", "mode = \"off_not_its_own\"",
+                ErrorKind::kInvalidArgument,
+                "topic 'good.sys_enter' belongs to good; plugins declare only their own topics "
+                "off",
+                nullptr},
+        BadCase{"topic_declared_off_without_reason", "bad_rings", "mode = \"off_without_reason\"",
+                ErrorKind::kInvalidArgument,
+                "declaring topic 'bad_rings.record' off needs a reason", nullptr}),
     [](const ::testing::TestParamInfo<BadCase>& p) { return std::string(p.param.label); });
 
 // Libraries the host must refuse before running any of their code, loaded through the config

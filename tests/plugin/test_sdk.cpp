@@ -416,6 +416,30 @@ TEST(SdkHost, PauseAndResumeNeedApi13) {
   EXPECT_EQ(calls.size(), 2u);
 }
 
+// Declaring a topic off is API 1.5: topic and reason pass through on a 1.5 host; a 1.4 host,
+// whose th_host_api ends before event_set_off, gets a kAbi error naming the version.
+TEST(SdkHost, TopicsOffNeedApi15) {
+  FakeHost fake;
+  static std::vector<std::pair<std::string, std::string>> calls;
+  calls.clear();
+  fake.api.event_set_off = [](th_host*, const char* topic, const char* reason, th_error*) {
+    calls.emplace_back(topic, reason);
+    return TH_OK;
+  };
+  th::Host host(&fake.api);
+  ASSERT_TRUE(host.events().set_off("hello.exec", "exec = false").ok());
+  EXPECT_EQ(calls,
+            (std::vector<std::pair<std::string, std::string>>{{"hello.exec", "exec = false"}}));
+
+  fake.api.struct_size = offsetof(th_host_api, event_set_off);
+  fake.api.api_minor = 4;
+  auto old = host.events().set_off("hello.exec", "exec = false");
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.error().kind(), tracehost::ErrorKind::kAbi);
+  EXPECT_NE(old.error().message().find("API 1.5"), std::string::npos) << old.error().message();
+  EXPECT_EQ(calls.size(), 1u);
+}
+
 TEST(SdkHost, MetricRemoveIsItsOwnOp) {
   FakeHost fake;
   th::Metric m(&fake.api, nullptr);

@@ -478,6 +478,29 @@ TEST_F(NetworkPluginTest, EventsNobodySubscribesToAreNotProduced) {
   stop_host();
 }
 
+// A topic the plugin's keys turn off is declared off (API 1.5): its muted gauge is 1 whatever
+// subscribes, and a sink that names it exactly is warned at start with the key; a glob is not.
+TEST_F(NetworkPluginTest, TopicsTheConfigTurnsOffSaySo) {
+  json_topics_ = R"(tcp.connect", "tcp.*)";  // topics = ["tcp.connect", "tcp.*"]
+  ASSERT_NO_FATAL_FAILURE(start_host("connect = false\n"));
+  const std::string warning =
+      "sink json subscribes to tcp.connect, which plugin network does not produce in this run: "
+      "connect = false";
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (host_->log().find(warning) == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_NE(host_->log().find(warning), std::string::npos) << host_->log();
+  EXPECT_EQ(host_->log().find("subscribes to tcp.accept"), std::string::npos) << host_->log();
+  auto m = scrape(port_);
+  EXPECT_EQ(metric(m, "tracehost_events_topic_muted", {{"topic", "tcp.connect"}}), 1);
+  for (const char* on : {"tcp.accept", "tcp.close", "tcp.connect_failed"}) {
+    EXPECT_EQ(metric(m, "tracehost_events_topic_muted", {{"topic", on}}), 0) << on;
+  }
+  stop_host();
+}
+
 // ---- filters -----------------------------------------------------------------------------------
 
 // comms + ports: of three servers (two ports of one process, one of another) and two clients,

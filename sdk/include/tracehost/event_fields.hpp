@@ -67,9 +67,10 @@ inline Result<std::uint32_t> read_ringbuf_bytes(const Config& cfg, std::string_v
 // One event topic fed by a ring buffer of the plugin's BPF object, switched on or off by config.
 struct TopicRing {
   bool on = false;
-  std::string_view map;     // the BPF_MAP_TYPE_RINGBUF map
-  std::string_view topic;   // the topic it feeds
-  std::uint32_t flags = 0;  // th_ringbuf_flags, e.g. TH_RINGBUF_STAGED for a TH_STAGED_RINGBUF
+  std::string_view map;         // the BPF_MAP_TYPE_RINGBUF map
+  std::string_view topic;       // the topic it feeds
+  std::uint32_t flags = 0;      // th_ringbuf_flags, e.g. TH_RINGBUF_STAGED for a TH_STAGED_RINGBUF
+  std::string_view off_reason;  // what turned it off, for people: the key, e.g. "open = false"
 };
 
 // Before load: the rings of enabled topics get `bytes` (read_ringbuf_bytes), the others shrink
@@ -81,11 +82,15 @@ struct TopicRing {
   return ok();
 }
 
-// After load: binds the rings of enabled topics to their topics.
+// After load: binds the rings of enabled topics to their topics, and declares the others off
+// with their off_reason (Events::set_off), so the console says why they stay empty.
 [[nodiscard]] inline Status bind_topic_rings(Host& host, const BpfObject& obj,
                                              std::span<const TopicRing> rings) {
   for (const auto& r : rings) {
-    if (!r.on) continue;
+    if (!r.on) {
+      if (!r.off_reason.empty()) TH_TRY(host.events().set_off(r.topic, r.off_reason));
+      continue;
+    }
     TH_ASSIGN_OR_RETURN(Map ring, obj.map(r.map));
     TH_TRY(host.events().bind(ring, r.topic, r.flags));
   }

@@ -590,6 +590,11 @@ class Events {
 
   [[nodiscard]] Status unsubscribe(SubscriptionId id) const;
 
+  // Says that this plugin does not produce its `topic` in this run, and why ("open = false"):
+  // the console shows it as off with the reason, and a sink asking for it by name is warned.
+  // Call it from start() for each declared topic the configuration turns off. Needs API 1.5.
+  [[nodiscard]] Status set_off(std::string_view topic, std::string_view reason) const;
+
  private:
   Host* host_;
 };
@@ -798,6 +803,15 @@ inline Status Events::publish_bytes(std::string_view topic,
   const th_host_api* api = host_->api_;
   return detail::call(api->event_publish, api->host, detail::c_str(topic).c_str(),
                       static_cast<const void*>(record.data()), record.size());
+}
+
+inline Status Events::set_off(std::string_view topic, std::string_view reason) const {
+  const th_host_api* api = host_->api_;
+  TH_TRY(detail::require_host_api(api,
+                                  offsetof(th_host_api, event_set_off) + sizeof(api->event_set_off),
+                                  "declaring a topic off", 5));
+  return detail::call(api->event_set_off, api->host, detail::c_str(topic).c_str(),
+                      detail::c_str(reason).c_str());
 }
 
 template <typename F>

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define TRACEHOST_PLUGIN_API_MAJOR 1
-#define TRACEHOST_PLUGIN_API_MINOR 4
+#define TRACEHOST_PLUGIN_API_MINOR 5
 
 /* Name of the exported symbol. It is a Boost.DLL alias: a `const void*` variable named
  * `tracehost_plugin` (in section "boostdll") whose value is the address of a function
@@ -486,6 +486,16 @@ typedef struct th_host_api {
    * are cheap, thousands are not. Any plugin thread. */
   th_status (*bpf_probe_set_enabled)(th_host* host, th_probe_id probe, int32_t enabled,
                                      th_error* err);
+
+  /* --- API 1.5 (check struct_size before use) --- */
+  /* Says that this plugin does not produce its topic `topic` in this run, and why: `reason` is
+   * for people, e.g. the config key that turned it off ("open = false") or what the kernel
+   * lacks. The console shows the topic as off with the reason instead of a row of zeros,
+   * tracehost_events_topic_muted says 1, and a sink or plugin that subscribes to it by its exact
+   * name gets a warning at start. Binding a ring buffer to the topic later turns it on again.
+   * TH_ERR_NOT_FOUND for an unknown topic; TH_ERR_INVALID_ARGUMENT for another plugin's topic or
+   * an empty reason. From create or start. */
+  th_status (*event_set_off)(th_host* host, const char* topic, const char* reason, th_error* err);
 } th_host_api;
 
 /* ------------------------------------------------------------------------------------------ */

@@ -146,6 +146,28 @@ TEST_F(ConsoleSinkTest, WatchesWithoutAskingUnlessGivenTopics) {
   EXPECT_EQ(heard, (std::vector<bool>{false, true, false}));
 }
 
+// A topic its plugin's config turned off shows the plugin's reason, not a row of zeros (nor the
+// "nobody subscribes" of a muted topic, even with a demand listener and no subscriber).
+TEST_F(ConsoleSinkTest, ShowsWhyATopicIsOff) {
+  TestSchema open("syscall.open"), exec("syscall.exec");
+  auto o = bus_.register_topic("syscall", open.s);
+  auto x = bus_.register_topic("syscall", exec.s);
+  ASSERT_TRUE(o.ok() && x.ok());
+  ASSERT_TRUE(bus_.add_demand_listener(*o, [](bool) {}).ok());
+  ASSERT_TRUE(bus_.set_off(*o, "open = false").ok());
+  ConsoleSink sink("console", ConsoleSinkOptions{}, bus_, reg_, nullptr);
+  ASSERT_TRUE(sink.start().ok());
+  const std::string text = sink.render(false);
+  sink.stop();
+  const auto row = [&](std::string_view topic) {
+    const auto at = text.find(std::string("  ") + std::string(topic));
+    return at == std::string::npos ? std::string() : text.substr(at, text.find('\n', at) - at);
+  };
+  EXPECT_NE(row("syscall.open").find("off: open = false"), std::string::npos) << text;
+  EXPECT_EQ(text.find("off: no sink"), std::string::npos) << text;
+  EXPECT_EQ(row("syscall.exec").find("off:"), std::string::npos) << text;
+}
+
 // "_ratio" gauges (0..1 by Prometheus convention) read as percentages.
 TEST_F(ConsoleSinkTest, RatioGaugesShowAsPercent) {
   const char* labels[] = {"function"};

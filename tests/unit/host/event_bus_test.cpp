@@ -466,6 +466,25 @@ TEST(EventBus, DemandListenersHearWhenATopicIsWanted) {
   EXPECT_FALSE(bus.add_demand_listener(*t, nullptr).ok());
 }
 
+// A topic its owner does not produce in this run says why, until marked produced again; only
+// what stats() reports changes (subscriptions and delivery are as for any topic).
+TEST(EventBus, TopicsDeclaredOffSayWhy) {
+  EventBus bus;
+  TestSchema open("syscall.open"), exec("syscall.exec");
+  auto o = bus.register_topic("syscall", open.s);
+  ASSERT_TRUE(o.ok());
+  ASSERT_TRUE(bus.register_topic("syscall", exec.s).ok());
+  EXPECT_EQ(topic_stats(bus.stats(), "syscall.open")->off_reason, "");
+  ASSERT_TRUE(bus.set_off(*o, "open = false").ok());
+  EXPECT_EQ(topic_stats(bus.stats(), "syscall.open")->off_reason, "open = false");
+  EXPECT_EQ(topic_stats(bus.stats(), "syscall.exec")->off_reason, "");
+  ASSERT_TRUE(bus.set_off(*o, "").ok());
+  EXPECT_EQ(topic_stats(bus.stats(), "syscall.open")->off_reason, "");
+  auto unknown = bus.set_off(*o + 100, "x");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message().find("unknown topic"), std::string::npos);
+}
+
 TEST(EventBus, PassiveSubscriptionsReceiveWhatFlows) {
   EventBus bus;
   TestSchema s;

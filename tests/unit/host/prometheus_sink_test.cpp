@@ -128,6 +128,12 @@ TEST(PrometheusText, MutedTopics) {
   ASSERT_TRUE(bus.subscribe("sink:json", "tcp.*", [](auto) {}).ok());
   text = muted_text();
   EXPECT_TRUE(contains(text, "tracehost_events_topic_muted{topic=\"tcp.connect\"} 0\n")) << text;
+  // turned off by its plugin's config: not produced, subscribed or not
+  auto other = bus.find_topic("tcp.other");
+  ASSERT_TRUE(other.has_value());
+  ASSERT_TRUE(bus.set_off(*other, "other = false").ok());
+  text = muted_text();
+  EXPECT_TRUE(contains(text, "tracehost_events_topic_muted{topic=\"tcp.other\"} 1\n")) << text;
 }
 
 // A port that is bound (and listening) by this test.
