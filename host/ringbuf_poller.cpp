@@ -6,10 +6,12 @@
 #include <linux/bpf.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <future>
 #include <unordered_map>
@@ -44,11 +46,20 @@ struct RingbufPoller::Binding {
 };
 
 namespace {
-// events.bpf.h's struct th_stage_state
+// events.bpf.h's struct th_stage_state; before plugin API 1.5 it ended after `busy`
 struct StageState {
   std::uint32_t count;
   std::uint32_t busy;
+  std::uint64_t first_ns;  // CLOCK_MONOTONIC (bpf_ktime_get_ns) of the first waiting event
 };
+constexpr std::size_t kStageStateV14 = offsetof(StageState, first_ns);
+
+std::uint64_t monotonic_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
 }  // namespace
 
 struct RingbufPoller::Request {
@@ -132,7 +143,7 @@ Status RingbufPoller::add_staged(std::string_view owner, MapRef ringbuf, TopicId
   }
   const auto& st = staged->info();
   if (st.type != BPF_MAP_TYPE_PERCPU_ARRAY || st.key_size != 4 ||
-      st.value_size != sizeof(StageState)) {
+      (st.value_size != sizeof(StageState) && st.value_size != kStageStateV14)) {
     return Error(ErrorKind::kMap, "stage counter map '" + st.name +
                                       "' must be a per-CPU array with a u32 key and a "
                                       "struct th_stage_state value (TH_STAGED_RINGBUF)");
@@ -297,7 +308,7 @@ void RingbufPoller::apply_remove(const std::string& owner) {
   }
   // Take what is still in the rings, then rebuild without the owner's maps: libbpf has no
   // ring_buffer__remove.
-  round(0);
+  round(0, /*drain_stages=*/true);
   read_drops();
   for (const auto& b : bindings_) {
     if (b->owner == owner) ::epoll_ctl(wait_epoll_.get(), EPOLL_CTL_DEL, b->ring->fd(), nullptr);
@@ -344,7 +355,12 @@ int RingbufPoller::on_sample(void* ctx, void* data, std::size_t size) {
   return 0;
 }
 
-void RingbufPoller::flush_stages() {
+void RingbufPoller::flush_stages(bool all) {
+  // A stage younger than this fills on its own often enough: flushing it would only interrupt
+  // its CPU (and wait for it) to save a fraction of a poll interval.
+  const auto min_age = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(options_.poll_interval).count() / 2);
+  const std::uint64_t now = monotonic_ns();
   for (const auto& b : bindings_) {
     if (!b->staged) continue;
     const std::uint32_t zero = 0;
@@ -352,10 +368,14 @@ void RingbufPoller::flush_stages() {
       continue;
     }
     const std::uint32_t ncpus = b->staged->info().ncpus;
+    const std::size_t stride = b->staged_raw.size() / ncpus;  // values are 8-byte aligned
+    const bool dated = b->staged->info().value_size >= sizeof(StageState);
     for (std::uint32_t cpu = 0; cpu < ncpus; ++cpu) {
       StageState st{};
-      std::memcpy(&st, b->staged_raw.data() + cpu * sizeof(StageState), sizeof(st));
+      std::memcpy(&st, b->staged_raw.data() + cpu * stride,
+                  dated ? sizeof(StageState) : kStageStateV14);
       if (st.count == 0) continue;
+      if (!all && dated && now - st.first_ns < min_age) continue;
       LIBBPF_OPTS(bpf_test_run_opts, opts, .flags = BPF_F_TEST_RUN_ON_CPU, .cpu = cpu);
       if (int rc = bpf_prog_test_run_opts(b->flush_prog.get(), &opts); rc != 0) {
         if (!b->flush_error_logged) {
@@ -378,7 +398,7 @@ void RingbufPoller::publish_all() {
   }
 }
 
-void RingbufPoller::round(int timeout_ms) {
+void RingbufPoller::round(int timeout_ms, bool drain_stages) {
   if (ring_ == nullptr) return;
   int rc = 0;
   if (timeout_ms > 0) {
@@ -395,7 +415,7 @@ void RingbufPoller::round(int timeout_ms) {
     }
   }
   if (rc == 0) {
-    flush_stages();
+    flush_stages(drain_stages);
     rc = ring_buffer__consume(ring_);
   }
   if (rc < 0 && rc != -EINTR && !poll_error_logged_) {
@@ -476,7 +496,7 @@ void RingbufPoller::run() {
     }
   }
   // Last round: whatever the BPF side submitted before the App stopped us.
-  round(0);
+  round(0, /*drain_stages=*/true);
   read_drops();
   serve_requests();
 }

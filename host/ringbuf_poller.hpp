@@ -15,10 +15,13 @@
 // Staged rings (TH_RINGBUF_STAGED, events.bpf.h's TH_STAGED_RINGBUF): the BPF side gathers
 // events in a per-CPU stage and commits them several to a record. Such a record is split into
 // events of the topic's record_size (a size that is not a multiple of it is malformed). Before
-// each round's consume, and in the last round at stop, the poller reads "<map>_staged" (events
-// waiting per CPU) and runs the object's "<map>_flush" program on each CPU whose stage is not
-// empty (BPF_PROG_TEST_RUN on that CPU), so staged events reach the bus within about one poll
-// interval too. Idle CPUs are not disturbed.
+// each round's consume the poller reads "<map>_staged" (per CPU: events waiting, and since when)
+// and runs the object's "<map>_flush" program (BPF_PROG_TEST_RUN on that CPU: an interrupt
+// there, which the call waits for) on each CPU whose stage has held events for half a poll
+// interval or more, so staged events reach the bus within about 1.5 poll intervals. A stage
+// that fills sooner on its own, and an idle CPU, are not disturbed. The last round at stop, and
+// a removal, flush every stage that holds events. A stage state without the time (plugin API
+// 1.4) is flushed whenever it holds events, as then.
 //
 // Demand: a ring bound with its "<map>_muted" map (TH_RINGBUF) follows its topic's demand
 // (EventBus::add_demand_listener): while no non-passive subscription wants the topic the map
@@ -92,8 +95,9 @@ class RingbufPoller {
   // ring's "<map>_muted" (an array of one u32), or null for a ring that ignores demand.
   Status add(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops = nullptr,
              bool producer_wakes = false, MapRef muted = nullptr);
-  // Binds a staged ring (see above): `staged` is "<map>_staged" (per-CPU array, one 8-byte
-  // struct th_stage_state), `flush_prog` the fd of "<map>_flush" (duplicated here).
+  // Binds a staged ring (see above): `staged` is "<map>_staged" (per-CPU array, one
+  // struct th_stage_state of 16 bytes, or 8 from API 1.4), `flush_prog` the fd of "<map>_flush"
+  // (duplicated here).
   Status add_staged(std::string_view owner, MapRef ringbuf, TopicId topic, MapRef drops,
                     MapRef staged, int flush_prog, MapRef muted = nullptr);
   // Unbinds every ring buffer of `owner` (records still in them are consumed first).
@@ -121,7 +125,9 @@ class RingbufPoller {
   Status apply_add(std::shared_ptr<Binding> binding);
   void apply_remove(const std::string& owner);
   Status rebuild_ring();
-  void round(int timeout_ms);
+  // drain_stages: flush every stage holding events (the last round, a removal), not only those
+  // older than half a poll interval.
+  void round(int timeout_ms, bool drain_stages = false);
   // The sleep of the next round: the poll interval while any bound ring needs polling, else
   // until the next drops read.
   [[nodiscard]] int next_timeout_ms() const;
@@ -129,7 +135,7 @@ class RingbufPoller {
   void publish_all();
   void assign_slots();
   void read_drops();
-  void flush_stages();
+  void flush_stages(bool all);
   // Runs `fn` on the poll thread when running, else here; returns its status.
   Status submit(std::function<Status()> fn);
   static int on_sample(void* ctx, void* data, std::size_t size);

@@ -131,21 +131,25 @@ static __always_inline void *th_reserve_(void *rb, void *drops, __u64 size)
  * record of `slots` events back to back. Committing a ring record costs far more than the
  * copy: its locked instructions wait for the cache lines the consumer on another CPU read a
  * lap earlier, so one record of 8 events costs about what one event did, and 32 a little less
- * again per event (docs/performance.md §5, runs 14 and 16). The host splits the records (bind the ring with TH_RINGBUF_STAGED) and, before each poll
- * round and at stop, runs the program `<name>_flush` on every CPU whose stage holds events, so
- * events still reach the bus within about one poll interval at any rate.
+ * again per event (docs/performance.md §5, runs 14 and 16). The host splits the records (bind
+ * the ring with TH_RINGBUF_STAGED) and, before each poll round, runs the program `<name>_flush`
+ * on every CPU whose stage has held events for half a poll interval or more (at stop, on every
+ * CPU whose stage holds any), so events still reach the bus within about 1.5 poll intervals at
+ * any rate. A stage that fills on its own sooner costs no flush: a flush is an interrupt to
+ * that CPU, which the host waits for (run 16).
  *
  * The stage of a CPU is busy while an event is copied in or flushed: an event that finds it
  * busy (a program interrupted by another using the same ring on the same CPU) goes into the
  * ring directly as a record of one event, and the flush of a busy stage waits for the next
  * round. Events of one CPU keep their order; events of different CPUs may reach the bus up to
- * one poll interval apart from the order they happened in (each carries its time stamp).
+ * about 1.5 poll intervals apart from the order they happened in (each carries its time stamp).
  */
 
-/* value of "<name>_staged": events waiting in the stage of one CPU (the host reads it) */
+/* value of "<name>_staged": the stage of one CPU (the host reads it) */
 struct th_stage_state {
-	__u32 count;
+	__u32 count;    /* events waiting */
 	__u32 busy;
+	__u64 first_ns; /* bpf_ktime_get_ns() when the first of them came in */
 };
 
 #define TH_STAGED_RINGBUF(name, bytes, ev_type, slots)                                      \
@@ -223,6 +227,8 @@ static __always_inline void th_stage_output_(void *rb, void *drops, __u64 *woken
 	}
 	th_stage_busy_(s, 1);
 	i = s->count & (slots - 1);
+	if (i == 0)
+		s->first_ns = bpf_ktime_get_ns();
 	__builtin_memcpy(stage + (__u64)i * size, ev, size);
 	s->count = i + 1;
 	if (i + 1 == slots)

@@ -226,8 +226,9 @@ typedef enum th_ringbuf_flags {
   TH_RINGBUF_PRODUCER_WAKES = 1u << 0,
   /* The ring was declared with TH_STAGED_RINGBUF (bpf/include/tracehost/events.bpf.h): a
    * record holds one or more events of the topic's record_size back to back, and the object
-   * has the map "<ring>_staged" and the program "<ring>_flush", which the host runs on every
-   * CPU whose stage holds events before each poll round and at stop (API 1.4). */
+   * has the map "<ring>_staged" and the program "<ring>_flush", which the host runs before a
+   * poll round on every CPU whose stage has held events for half a poll interval (API 1.5;
+   * 1.4: whenever it holds any), and at stop on every CPU whose stage holds any (API 1.4). */
   TH_RINGBUF_STAGED = 1u << 1
 } th_ringbuf_flags;
 
