@@ -8,8 +8,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -169,28 +171,22 @@ class App {
   void report_topics_not_produced() const {
     const BusStats bus = bus_.stats();
     std::string muted;
+    std::map<std::string_view, const TopicStats*> off;  // by name
     for (const auto& t : bus.topics) {
-      if (t.off_reason.empty() && t.follows_demand && !t.wanted) {
+      if (!t.off_reason.empty()) {
+        off.emplace(t.topic, &t);
+      } else if (t.follows_demand && !t.wanted) {
         muted += (muted.empty() ? "" : ", ") + t.topic;
       }
-      if (t.off_reason.empty()) continue;
-      for (const auto& s : bus.subscriptions) {
-        bool named = false;  // a glob of the subscription is the topic's exact name
-        for (std::size_t b = 0; b <= s.glob.size();) {
-          std::size_t e = s.glob.find(',', b);
-          if (e == std::string::npos) e = s.glob.size();
-          named = named || s.glob.compare(b, e - b, t.topic) == 0;
-          b = e + 1;
-        }
-        if (!named) continue;
-        std::string who = s.owner;
-        if (who.starts_with("sink:")) {
-          who = "sink " + who.substr(5);
-        } else {
-          who = "plugin " + who;
-        }
+    }
+    for (const auto& s : bus.subscriptions) {
+      for (const auto& glob : s.globs) {  // a glob without wildcards is a topic's exact name
+        auto it = off.find(glob);
+        if (it == off.end()) continue;
+        const std::string who =
+            s.owner.starts_with("sink:") ? "sink " + s.owner.substr(5) : "plugin " + s.owner;
         spdlog::warn("{} subscribes to {}, which plugin {} does not produce in this run: {}", who,
-                     t.topic, t.owner, t.off_reason);
+                     glob, it->second->owner, it->second->off_reason);
       }
     }
     if (!muted.empty()) {

@@ -739,7 +739,7 @@ BusStats EventBus::stats() const {
     ss.id = sub->id;
     ss.owner = sub->owner;
     ss.name = sub->options.name;
-    for (const auto& g : sub->globs) ss.glob += (ss.glob.empty() ? "" : ",") + g;
+    ss.globs = sub->globs;
     std::lock_guard lock(sub->mu);
     ss.queued = sub->queued;
     for (const auto& [tid, c] : sub->counters) {

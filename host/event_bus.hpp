@@ -148,7 +148,7 @@ struct SubscriptionStats {
   SubscriptionId id = 0;
   std::string owner;
   std::string name;
-  std::string glob;        // globs joined with ","
+  std::vector<std::string> globs;
   std::size_t queued = 0;  // events waiting now
   std::vector<SubscriberTopicStats> per_topic;
 };

@@ -765,10 +765,7 @@ Status PluginContext::event_bind_ringbuf(th_map* ringbuf, const char* topic, std
                                         ref->name() + " to unknown topic '" + topic +
                                         "' (declare it in the descriptor or event_register it)");
   }
-  if (core_.bus.owner_of(*id) != owner_) {
-    return Error(ErrorKind::kEvent, "plugin " + owner_ + ": topic '" + std::string(topic) +
-                                        "' belongs to " + core_.bus.owner_of(*id));
-  }
+  TH_TRY(check_owner(*id, topic, ErrorKind::kEvent, ""));
   // "<map>_drops" next to the ring buffer counts records the BPF side could not reserve.
   MapRef drops;
   if (auto d = core_.maps.find(ref->name() + "_drops"); d.ok()) drops = *d;
@@ -801,12 +798,10 @@ Status PluginContext::event_bind_ringbuf(th_map* ringbuf, const char* topic, std
     if (kernel_closed_) return Error(ErrorKind::kEvent, "plugin " + owner_ + " is shutting down");
     has_ringbufs_ = true;  // set first: a concurrent teardown then removes what add() made
   }
-  TH_TRY(core_.bus.set_off(*id, {}));  // a ring produces it after all (event_set_off)
-  if (staged) {
-    return core_.poller->add_staged(owner_, ref, *id, drops, stage_counts, flush_fd, muted);
-  }
-  return core_.poller->add(owner_, ref, *id, drops, (flags & TH_RINGBUF_PRODUCER_WAKES) != 0,
-                           muted);
+  TH_TRY(staged ? core_.poller->add_staged(owner_, ref, *id, drops, stage_counts, flush_fd, muted)
+                : core_.poller->add(owner_, ref, *id, drops,
+                                    (flags & TH_RINGBUF_PRODUCER_WAKES) != 0, muted));
+  return core_.bus.set_off(*id, {});  // a ring produces it after all (event_set_off)
 }
 
 Result<int> PluginContext::flush_program_fd(const std::string& ring) {
@@ -842,12 +837,16 @@ Status PluginContext::event_publish(const char* topic, const void* data, size_t 
     return Error(ErrorKind::kEvent,
                  "plugin " + owner_ + ": cannot publish to unknown topic '" + topic + "'");
   }
-  if (core_.bus.owner_of(*id) != owner_) {
-    return Error(ErrorKind::kEvent, "plugin " + owner_ + ": topic '" + std::string(topic) +
-                                        "' belongs to " + core_.bus.owner_of(*id) +
-                                        "; plugins publish only to their own topics");
-  }
+  TH_TRY(check_owner(*id, topic, ErrorKind::kEvent, "; plugins publish only to their own topics"));
   return core_.bus.publish(*id, bytes(data, size));
+}
+
+Status PluginContext::check_owner(TopicId id, const char* topic, ErrorKind kind,
+                                  std::string_view hint) const {
+  const std::string owner = core_.bus.owner_of(id);
+  if (owner == owner_) return ok();
+  return Error(kind, "plugin " + owner_ + ": topic '" + std::string(topic) + "' belongs to " +
+                         owner + std::string(hint));
 }
 
 Status PluginContext::event_set_off(const char* topic, const char* reason) {
@@ -858,11 +857,8 @@ Status PluginContext::event_set_off(const char* topic, const char* reason) {
     return Error(ErrorKind::kNotFound, "plugin " + owner_ + ": cannot declare unknown topic '" +
                                            topic + "' off (declare it in the descriptor first)");
   }
-  if (core_.bus.owner_of(*id) != owner_) {
-    return Error(ErrorKind::kInvalidArgument,
-                 "plugin " + owner_ + ": topic '" + std::string(topic) + "' belongs to " +
-                     core_.bus.owner_of(*id) + "; plugins declare only their own topics off");
-  }
+  TH_TRY(check_owner(*id, topic, ErrorKind::kInvalidArgument,
+                     "; plugins declare only their own topics off"));
   std::string why(reason);
   if (why.empty()) {
     return Error(ErrorKind::kInvalidArgument,

@@ -20,6 +20,7 @@
 #include <spdlog/logger.h>
 
 #include "host/config.hpp"
+#include "host/event_bus.hpp"
 #include "host/map_registry.hpp"
 #include "host/metrics.hpp"
 #include "host/probes.hpp"
@@ -139,6 +140,9 @@ class PluginContext {
 
  private:
   struct ObjectEntry;
+
+  // An error of `kind` unless this plugin registered topic `id` (named `topic`); `hint` ends it.
+  Status check_owner(TopicId id, const char* topic, ErrorKind kind, std::string_view hint) const;
   struct MapEntry;
   struct MetricEntry;
 
